@@ -1,0 +1,109 @@
+#!/bin/sh
+# fetch-debian.sh BUILD_DIR
+#
+# Downloads the current Debian linux-image-amd64 kernel package without
+# installing it and leaves in BUILD_DIR/debian/:
+#   bzImage  - boot/vmlinuz-* (the bzImage, 64-bit boot protocol)
+#   vmlinux  - the uncompressed ELF taken from the bzImage payload (PVH entry)
+# Idempotent: does nothing when both files are already there.
+set -eu
+
+if [ $# -ne 1 ]; then
+	echo "usage: $0 BUILD_DIR" >&2
+	exit 2
+fi
+out="$1/debian"
+if [ -s "$out/bzImage" ] && [ -s "$out/vmlinux" ]; then
+	exit 0
+fi
+mkdir -p "$out"
+
+sudo=""
+if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then
+	sudo="sudo"
+fi
+
+# need_tool CMD PACKAGE installs PACKAGE when CMD is missing.
+need_tool() {
+	command -v "$1" >/dev/null 2>&1 && return 0
+	echo "fetch-debian: installing $2 for $1" >&2
+	$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$2" >&2
+}
+
+# The versioned image package that linux-image-amd64 currently depends on.
+resolve() {
+	apt-cache depends linux-image-amd64 2>/dev/null |
+		awk '/Depends: linux-image-[0-9]/{print $2; exit}'
+}
+pkg="$(resolve)"
+if [ -z "$pkg" ]; then
+	$sudo apt-get update -q >&2
+	pkg="$(resolve)"
+fi
+if [ -z "$pkg" ]; then
+	echo "fetch-debian: apt-cache names no linux-image-amd64 dependency" >&2
+	exit 1
+fi
+# A virtual name (e.g. provided by a signed package) has no candidate of its
+# own; fall back to the -unsigned build or to whatever provides it.
+if ! apt-cache show "$pkg" 2>/dev/null | grep -q '^Filename:'; then
+	if apt-cache show "$pkg-unsigned" 2>/dev/null | grep -q '^Filename:'; then
+		pkg="$pkg-unsigned"
+	else
+		prov="$(apt-cache showpkg "$pkg" 2>/dev/null |
+			awk '/^Reverse Provides:/{f=1; next} f && NF {print $1; exit}')"
+		if [ -n "$prov" ]; then
+			pkg="$prov"
+		fi
+	fi
+fi
+echo "fetch-debian: $pkg" >&2
+
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+chmod 755 "$work" # lets apt's _apt user write the download
+(cd "$work" && apt-get download -q "$pkg" >&2)
+deb="$(ls "$work"/*.deb | head -n 1)"
+dpkg-deb -x "$deb" "$work/root"
+vmlinuz="$(ls "$work"/root/boot/vmlinuz-* | head -n 1)"
+cp "$vmlinuz" "$out/bzImage.tmp"
+basename "$deb" >"$out/PACKAGE"
+
+# Setup header fields (little-endian): setup_sects at 0x1f1 (0 means 4),
+# payload_offset at 0x248 and payload_length at 0x24c, both relative to the
+# start of the protected-mode kernel at (setup_sects+1)*512.
+u8() { od -An -tu1 -j "$2" -N 1 "$1" | tr -d ' '; }
+u32() { od -An -tu4 -j "$2" -N 4 --endian=little "$1" | tr -d ' '; }
+sects="$(u8 "$out/bzImage.tmp" $((0x1f1)))"
+[ "$sects" -eq 0 ] && sects=4
+poff="$(u32 "$out/bzImage.tmp" $((0x248)))"
+plen="$(u32 "$out/bzImage.tmp" $((0x24c)))"
+start=$(((sects + 1) * 512 + poff))
+tail -c +"$((start + 1))" "$out/bzImage.tmp" | head -c "$plen" >"$work/payload"
+
+magic="$(od -An -tx1 -N 6 "$work/payload" | tr -d ' \n')"
+case "$magic" in
+fd377a585a00*) need_tool xz xz-utils; dec="xz -dc" ;;
+1f8b* | 1f9e*) need_tool gzip gzip; dec="gzip -dc" ;;
+28b52ffd*) need_tool zstd zstd; dec="zstd -dcq" ;;
+5d0000*) need_tool xz xz-utils; dec="xz -dc --format=lzma" ;;
+425a68*) need_tool bzip2 bzip2; dec="bzip2 -dc" ;;
+02214c18*) need_tool lz4 lz4; dec="lz4 -dc" ;;
+894c5a4f*) need_tool lzop lzop; dec="lzop -dc" ;;
+*)
+	echo "fetch-debian: unknown payload compression (magic $magic)" >&2
+	exit 1
+	;;
+esac
+echo "fetch-debian: payload at $start, $plen bytes, ${dec%% *}" >&2
+# The kernel's own decompressors tolerate trailing bytes (the appended size
+# word); the CLI tools may complain about it, so keep what they produced.
+$dec <"$work/payload" >"$work/vmlinux" 2>"$work/dec.err" || true
+if [ "$(od -An -tx1 -N 4 "$work/vmlinux" | tr -d ' \n')" != "7f454c46" ]; then
+	echo "fetch-debian: decompressed payload is not an ELF file" >&2
+	cat "$work/dec.err" >&2
+	exit 1
+fi
+mv "$work/vmlinux" "$out/vmlinux"
+mv "$out/bzImage.tmp" "$out/bzImage"
+echo "fetch-debian: wrote $out/bzImage and $out/vmlinux" >&2
