@@ -52,7 +52,7 @@ func newTestVM(t *testing.T, code []byte, irqchip bool) *testVM {
 		if err := vm.CreateIRQChip(); err != nil {
 			t.Fatal(err)
 		}
-		if err := vm.CreatePIT2(); err != nil {
+		if err := vm.CreatePIT2(PITSpeakerDummy); err != nil {
 			t.Fatal(err)
 		}
 	}

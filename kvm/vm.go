@@ -53,9 +53,12 @@ func (v *VM) CreateIRQChip() error {
 	return nil
 }
 
+// PITSpeakerDummy makes the in-kernel PIT answer port 0x61 itself.
+const PITSpeakerDummy = 1
+
 // CreatePIT2 creates the in-kernel i8254 PIT.
-func (v *VM) CreatePIT2() error {
-	var c pitConfig
+func (v *VM) CreatePIT2(flags uint32) error {
+	c := pitConfig{Flags: flags}
 	if _, err := ioctl(v.fd, reqCreatePIT2, ptr(&c)); err != nil {
 		return fmt.Errorf("KVM_CREATE_PIT2: %w", err)
 	}

@@ -1,0 +1,155 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"vmm/machine"
+)
+
+// options is a parsed `vmm run` command line.
+type options struct {
+	kernel, initrd string
+	cmdline        string
+	memSize        uint64
+	cpus           int
+	cpu            []machine.FeatureChange
+	serial         string // "stdio", "null" or "file:PATH"
+}
+
+// parseOptions reads QEMU-style options: `-name value`, `--name value`
+// and `-name=value` are all accepted.
+func parseOptions(args []string) (*options, error) {
+	o := &options{memSize: 256 << 20, cpus: 1, serial: "stdio"}
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if !strings.HasPrefix(a, "-") || a == "-" {
+			return nil, fmt.Errorf("unexpected argument %q (options start with -)", a)
+		}
+		name := strings.TrimLeft(a, "-")
+		value, hasValue := "", false
+		if k, v, ok := strings.Cut(name, "="); ok {
+			name, value, hasValue = k, v, true
+		}
+		takesValue := map[string]bool{"kernel": true, "initrd": true, "append": true,
+			"m": true, "smp": true, "cpu": true, "serial": true}
+		if !takesValue[name] {
+			if name == "nographic" || name == "enable-kvm" {
+				continue // what QEMU users type out of habit; always true here
+			}
+			return nil, fmt.Errorf("unknown option %q", a)
+		}
+		if !hasValue {
+			if i+1 >= len(args) {
+				return nil, fmt.Errorf("option -%s needs a value", name)
+			}
+			i++
+			value = args[i]
+		}
+		var err error
+		switch name {
+		case "kernel":
+			o.kernel = value
+		case "initrd":
+			o.initrd = value
+		case "append":
+			o.cmdline = value
+		case "m":
+			o.memSize, err = parseMemSize(value)
+		case "smp":
+			o.cpus, err = parseSMP(value)
+		case "cpu":
+			o.cpu, err = machine.ParseCPU(value)
+		case "serial":
+			err = checkSerial(value)
+			o.serial = value
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if o.kernel == "" {
+		return nil, fmt.Errorf("no kernel: -kernel FILE is required")
+	}
+	return o, nil
+}
+
+// parseMemSize reads QEMU's -m: a bare number is MiB; K, M, G and T
+// suffixes (optionally followed by B or iB) are binary; size=… also works.
+func parseMemSize(s string) (uint64, error) {
+	v := strings.TrimPrefix(s, "size=")
+	if i := strings.IndexByte(v, ','); i >= 0 {
+		v = v[:i] // slots=/maxmem= are memory hotplug: not supported, ignored
+	}
+	n, err := parseSize(v, 1<<20)
+	if err != nil {
+		return 0, fmt.Errorf("-m %s: %w", s, err)
+	}
+	if n < 16<<20 {
+		return 0, fmt.Errorf("-m %s: guest memory must be at least 16 MiB", s)
+	}
+	if n%(4<<10) != 0 {
+		return 0, fmt.Errorf("-m %s: guest memory must be a multiple of 4 KiB", s)
+	}
+	return n, nil
+}
+
+// parseSize reads a number with an optional binary suffix (K, M, G, T,
+// each optionally followed by B or iB; B alone is bytes); unit is the
+// multiplier for a bare number.
+func parseSize(s string, unit uint64) (uint64, error) {
+	i := strings.IndexFunc(s, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
+	if i < 0 {
+		i = len(s)
+	}
+	num, suffix := s[:i], strings.ToUpper(s[i:])
+	mults := map[string]uint64{"": unit, "B": 1,
+		"K": 1 << 10, "KB": 1 << 10, "KIB": 1 << 10,
+		"M": 1 << 20, "MB": 1 << 20, "MIB": 1 << 20,
+		"G": 1 << 30, "GB": 1 << 30, "GIB": 1 << 30,
+		"T": 1 << 40, "TB": 1 << 40, "TIB": 1 << 40}
+	mult, ok := mults[suffix]
+	f, err := strconv.ParseFloat(num, 64)
+	if !ok || err != nil || f <= 0 {
+		return 0, fmt.Errorf("cannot parse size %q (want e.g. 512, 512M, 2G)", s)
+	}
+	n := f * float64(mult)
+	if n >= 1<<50 {
+		return 0, fmt.Errorf("size %q is too large", s)
+	}
+	return uint64(n), nil
+}
+
+// parseSMP reads `-smp N` or `-smp cpus=N`.
+func parseSMP(s string) (int, error) {
+	v := s
+	for _, part := range strings.Split(s, ",") {
+		if k, val, ok := strings.Cut(part, "="); ok {
+			if k != "cpus" {
+				return 0, fmt.Errorf("-smp %s: %s= is not supported (only the vCPU count)", s, k)
+			}
+			v = val
+		} else {
+			v = part
+		}
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return 0, fmt.Errorf("-smp %s: not a number of vCPUs", s)
+	}
+	if n < 1 {
+		return 0, fmt.Errorf("-smp %s: at least one vCPU is needed", s)
+	}
+	return n, nil
+}
+
+func checkSerial(s string) error {
+	switch {
+	case s == "stdio", s == "null", s == "none":
+		return nil
+	case strings.HasPrefix(s, "file:") && len(s) > len("file:"):
+		return nil
+	}
+	return fmt.Errorf("-serial %s: unknown backend (want stdio, null or file:PATH)", s)
+}
