@@ -1,0 +1,64 @@
+# vmm — build, test guests, tests, benchmarks.
+#   make demo   boot the test guest on this terminal (Ctrl-A x quits)
+#   make test   install what is missing, build everything, run every test
+#   make bench  vmm and QEMU side by side on the test guest
+#   make fuzz   run each fuzz target for FUZZTIME
+
+GO        ?= go
+BUILD     := build
+VMM       := $(BUILD)/vmm
+GUEST     := tests/guest/build/guest.elf
+DEBIAN    := $(BUILD)/debian
+FUZZTIME  ?= 20s
+export CGO_ENABLED := 0
+
+.PHONY: all vmm guest deps kernels demo test vet unit bench fuzz clean
+
+all: vmm guest
+
+vmm:
+	$(GO) build -o $(VMM) ./cmd/vmm
+
+guest:
+	$(MAKE) -C tests/guest
+
+# deps installs the host packages the build and tests use, only when one
+# is missing (apt-get needs root, as on our hosts and in CI).
+DEB_PKGS := gcc binutils make qemu-system-x86 xz-utils zstd
+deps:
+	@missing=""; for p in $(DEB_PKGS); do \
+		dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+	$(GO) mod download
+
+# kernels fetches Debian's stock kernel (bzImage and its PVH vmlinux) for
+# the loader tests; cached in build/debian.
+kernels: deps
+	tests/kernels/fetch-debian.sh $(BUILD)
+
+demo: deps vmm guest
+	$(VMM) run -kernel $(GUEST) -smp 2 -append "echo hello from the vmm test guest; smp; timer; probe; echo press Ctrl-A x to quit or wait; loop 100000000; exit 0"
+
+vet:
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
+
+unit:
+	$(GO) test -count=1 ./kvm/ ./machine/ ./devices/... ./chardev/ ./boot/ ./cmd/...
+
+test: deps kernels vet vmm guest
+	VMM_DEBIAN_KERNEL_DIR=$(CURDIR)/$(DEBIAN) VMM_GUEST=$(CURDIR)/$(GUEST) VMM_BIN=$(CURDIR)/$(VMM) \
+		$(GO) test -count=1 -timeout 30m ./...
+
+bench: deps vmm guest
+	$(GO) run ./tests/bench -vmm $(VMM) -guest $(GUEST) -out $(BUILD)/bench.txt
+
+fuzz:
+	$(GO) test ./boot/ -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME)
+
+clean:
+	rm -rf $(BUILD)
+	$(MAKE) -C tests/guest clean

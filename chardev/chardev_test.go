@@ -1,0 +1,197 @@
+package chardev
+
+import (
+	"bytes"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+func TestEscape(t *testing.T) {
+	tests := []struct {
+		in, want string
+		quits    int
+	}{
+		{"plain", "plain", 0},
+		{"a\x01xb", "ab", 1},
+		{"\x01\x01", "\x01", 0},
+		{"\x01q", "q", 0},
+	}
+	for _, tt := range tests {
+		quits := 0
+		e := &Escape{OnQuit: func() { quits++ }}
+		got := e.Filter([]byte(tt.in))
+		if string(got) != tt.want || quits != tt.quits {
+			t.Errorf("Filter(%q) = %q, %d quits; want %q, %d", tt.in, got, quits, tt.want, tt.quits)
+		}
+	}
+	// The prefix may arrive in one read and its key in the next.
+	quits := 0
+	e := &Escape{OnQuit: func() { quits++ }}
+	e.Filter([]byte("\x01"))
+	e.Filter([]byte("x"))
+	if quits != 1 {
+		t.Errorf("split Ctrl-A x: %d quits; want 1", quits)
+	}
+}
+
+// slowWriter blocks every write until released.
+type slowWriter struct {
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	release chan struct{}
+}
+
+func (w *slowWriter) Write(p []byte) (int, error) {
+	<-w.release
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.Write(p)
+}
+
+func TestOutputRingNeverBlocks(t *testing.T) {
+	w := &slowWriter{release: make(chan struct{})}
+	r := NewOutputRing(w, 8)
+	done := make(chan struct{})
+	go func() {
+		for i := 0; i < 100; i++ {
+			r.Write([]byte("0123456789"))
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Write blocked behind a stalled host writer")
+	}
+	close(w.release)
+	r.Close()
+	if r.Dropped() == 0 {
+		t.Errorf("Dropped() = 0; want the overflow counted")
+	}
+	// What survives is the newest data, in order.
+	w.mu.Lock()
+	got := w.buf.String()
+	w.mu.Unlock()
+	if len(got) == 0 || len(got) > 8+10 || !bytes.HasSuffix([]byte("0123456789"), []byte(got[len(got)-min(len(got), 8):])) {
+		t.Errorf("surviving output %q; want the newest bytes of the stream", got)
+	}
+}
+
+func TestOutputRingDeliversAll(t *testing.T) {
+	var buf bytes.Buffer
+	r := NewOutputRing(&buf, 1<<16)
+	want := bytes.Repeat([]byte("line of console output\n"), 1000)
+	for i := 0; i < len(want); i += 7 {
+		r.Write(want[i:min(i+7, len(want))])
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(buf.Bytes(), want) || r.Dropped() != 0 {
+		t.Errorf("delivered %d bytes (dropped %d); want all %d in order", buf.Len(), r.Dropped(), len(want))
+	}
+}
+
+// fifoReceiver is a bounded device like the UART's FIFO.
+type fifoReceiver struct {
+	mu    sync.Mutex
+	cap   int
+	held  []byte
+	got   []byte
+	space func()
+}
+
+func (f *fifoReceiver) Room() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.cap - len(f.held)
+}
+
+func (f *fifoReceiver) Receive(b []byte) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := min(len(b), f.cap-len(f.held))
+	f.held = append(f.held, b[:n]...)
+	return n
+}
+
+func (f *fifoReceiver) OnSpace(fn func()) { f.space = fn }
+
+// drain plays the guest: it empties the FIFO and signals space.
+func (f *fifoReceiver) drain() {
+	f.mu.Lock()
+	f.got = append(f.got, f.held...)
+	f.held = f.held[:0]
+	fn := f.space
+	f.mu.Unlock()
+	if fn != nil {
+		fn()
+	}
+}
+
+func TestInputBackpressureLosesNothing(t *testing.T) {
+	loop, err := NewLoop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go loop.Run()
+	defer loop.Close()
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_NONBLOCK|unix.O_CLOEXEC); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(p[0])
+	f := &fifoReceiver{cap: 16}
+	if _, err := AttachInput(loop, p[0], f, nil); err != nil {
+		t.Fatal(err)
+	}
+	want := bytes.Repeat([]byte("abcdefghijklmnopqrstuvwxyz"), 400)
+	go func() {
+		for off := 0; off < len(want); {
+			n, err := unix.Write(p[1], want[off:])
+			if err == unix.EAGAIN {
+				time.Sleep(time.Millisecond)
+				continue
+			}
+			if err != nil {
+				return
+			}
+			off += n
+		}
+		unix.Close(p[1])
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		f.drain()
+		f.mu.Lock()
+		n := len(f.got)
+		f.mu.Unlock()
+		if n >= len(want) {
+			break
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+	if !bytes.Equal(f.got, want) {
+		t.Errorf("device received %d bytes; want all %d in order", len(f.got), len(want))
+	}
+}
+
+func TestLoopNotPollable(t *testing.T) {
+	loop, err := NewLoop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer loop.Close()
+	f, err := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(f)
+	if err := loop.Add(f, unix.EPOLLIN, func(uint32) {}); !errors.Is(err, ErrNotPollable) {
+		t.Errorf("Add(/dev/null) = %v; want ErrNotPollable", err)
+	}
+}

@@ -1,0 +1,130 @@
+// Package tests holds the end-to-end tests: the vmm binary booting the
+// test guest (and later Linux) on the real /dev/kvm, and QEMU booting the
+// same guest in the same run for comparison.
+package tests
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"vmm/kvm"
+)
+
+var (
+	buildOnce sync.Once
+	builtVMM  string
+	buildErr  error
+)
+
+// repoRoot is the checkout this test file lives in.
+func repoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Dir(filepath.Dir(file))
+}
+
+// vmmBinary returns the vmm binary: $VMM_BIN (set by make test), or one
+// built into a temporary folder for a plain `go test`.
+func vmmBinary(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("VMM_BIN"); p != "" {
+		return p
+	}
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "vmm-e2e")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		builtVMM = filepath.Join(dir, "vmm")
+		cmd := exec.Command("go", "build", "-o", builtVMM, "./cmd/vmm")
+		cmd.Dir = repoRoot()
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = errors.New(string(out))
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("go build ./cmd/vmm: %v", buildErr)
+	}
+	return builtVMM
+}
+
+// guestELF returns the test guest; make builds it before the tests run.
+func guestELF(t *testing.T) string {
+	t.Helper()
+	p := os.Getenv("VMM_GUEST")
+	if p == "" {
+		p = filepath.Join(repoRoot(), "tests/guest/build/guest.elf")
+	}
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("test guest missing (%v): run `make guest` (make test does)", err)
+	}
+	return p
+}
+
+// needKVM skips a test on a machine without a usable /dev/kvm.
+func needKVM(t *testing.T) {
+	t.Helper()
+	if err := kvm.Available(); err != nil {
+		t.Skipf("no usable /dev/kvm: %v", err)
+	}
+}
+
+// result is one finished process.
+type result struct {
+	stdout, stderr string
+	status         int
+	elapsed        time.Duration
+}
+
+// run starts a command with no stdin and a timeout, and collects it.
+func run(t *testing.T, timeout time.Duration, name string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	start := time.Now()
+	err := cmd.Run()
+	r := result{stdout: out.String(), stderr: errb.String(), elapsed: time.Since(start)}
+	if ctx.Err() != nil {
+		t.Fatalf("%s %q: timed out after %v\nstdout:\n%s\nstderr:\n%s", name, args, timeout, r.stdout, r.stderr)
+	}
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		r.status = ee.ExitCode()
+	case err != nil:
+		t.Fatalf("%s: %v", name, err)
+	}
+	return r
+}
+
+// runVMM runs `vmm run ARGS…`.
+func runVMM(t *testing.T, args ...string) result {
+	t.Helper()
+	return run(t, 2*time.Minute, vmmBinary(t), append([]string{"run"}, args...)...)
+}
+
+// qemuBinary returns qemu-system-x86_64, or skips where it is absent
+// (make test installs it, so in CI it is always there).
+func qemuBinary(t *testing.T) string {
+	t.Helper()
+	p, err := exec.LookPath("qemu-system-x86_64")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("qemu-system-x86_64 not installed in CI: %v", err)
+		}
+		t.Skipf("qemu-system-x86_64 not installed: %v", err)
+	}
+	return p
+}
