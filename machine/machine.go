@@ -49,8 +49,11 @@ type Machine struct {
 	entry          *boot.Entry
 	supportedCPUID []kvm.CPUIDEntry
 	uart           *devices.UART
-	vcpus          []*vcpu
 	postFD         int
+
+	mu sync.Mutex
+	// vcpus are the vCPUs created so far; guarded by mu.
+	vcpus []*vcpu
 
 	start    chan struct{}
 	stopping atomic.Bool
@@ -175,15 +178,20 @@ func (m *Machine) VM() *kvm.VM { return m.vm }
 // Run starts every vCPU and blocks until the VM ends.
 func (m *Machine) Run() Exit {
 	for id := 0; id < m.cfg.CPUs; id++ {
-		v := &vcpu{m: m, id: id}
+		v := &vcpu{m: m, id: id, exited: make(chan struct{})}
 		ready := make(chan error, 1)
 		go v.run(ready)
-		if err := <-ready; err != nil {
+		err := <-ready
+		m.mu.Lock()
+		if v.cpu != nil {
+			m.vcpus = append(m.vcpus, v)
+		}
+		m.mu.Unlock()
+		if err != nil {
 			m.stop(Exit{Status: 1, Err: err})
 			close(m.start)
 			return m.Wait()
 		}
-		m.vcpus = append(m.vcpus, v)
 	}
 	close(m.start)
 	return m.Wait()
@@ -203,9 +211,11 @@ func (m *Machine) stop(e Exit) {
 	m.stopOnce.Do(func() {
 		m.exit = e
 		m.stopping.Store(true)
+		m.mu.Lock()
 		for _, v := range m.vcpus {
 			v.kick()
 		}
+		m.mu.Unlock()
 		close(m.done)
 	})
 }
@@ -213,6 +223,15 @@ func (m *Machine) stop(e Exit) {
 // Close releases the VM. Call it after Run returns.
 func (m *Machine) Close() error {
 	var errs []error
+	m.stop(Exit{Status: 1, Err: errors.New("machine closed")})
+	m.mu.Lock()
+	vcpus := m.vcpus
+	m.vcpus = nil
+	m.mu.Unlock()
+	for _, v := range vcpus {
+		<-v.exited
+		errs = append(errs, v.cpu.Close())
+	}
 	if m.vm != nil {
 		errs = append(errs, m.vm.Close())
 	}

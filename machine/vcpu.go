@@ -18,8 +18,11 @@ import (
 type vcpu struct {
 	m   *Machine
 	id  int
-	cpu *kvm.VCPU
+	cpu *kvm.VCPU    // set before the vCPU is published in Machine.vcpus
 	tid atomic.Int32 // OS thread id, for kicking it out of KVM_RUN
+	// exited is closed when the goroutine no longer uses cpu; the fd
+	// is closed by Machine.Close, so kick never races with a close.
+	exited chan struct{}
 }
 
 // run creates the vCPU on this thread, sets it up and runs it until the
@@ -27,6 +30,8 @@ type vcpu struct {
 func (v *vcpu) run(ready chan<- error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	defer close(v.exited)
+	defer v.tid.Store(0)
 	v.tid.Store(int32(unix.Gettid()))
 	cpu, err := v.m.vm.CreateVCPU(v.id)
 	if err == nil {
@@ -37,7 +42,6 @@ func (v *vcpu) run(ready chan<- error) {
 	if err != nil {
 		return
 	}
-	defer cpu.Close()
 	<-v.m.start
 	for !v.m.stopping.Load() {
 		if err := cpu.Exec(); err != nil {

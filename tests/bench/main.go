@@ -1,0 +1,160 @@
+// Command bench measures vmm against QEMU on the same test guest in the
+// same run and prints a table of medians (min–max) with ratios:
+// time from process start to the guest's first line on COM1, time to VM
+// exit, and the VMM's peak RSS. `make bench` runs it.
+package main
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// sample is one boot: durations from fork to the first line and to exit.
+type sample struct {
+	firstLine, exit time.Duration
+	rssKiB          int64
+}
+
+// peer is one VMM under test.
+type peer struct {
+	name string
+	argv func(guest, cmdline string) []string
+}
+
+func main() {
+	vmm := flag.String("vmm", "build/vmm", "vmm binary")
+	guest := flag.String("guest", "tests/guest/build/guest.elf", "test guest ELF")
+	runs := flag.Int("runs", 7, "boots per peer and row")
+	out := flag.String("out", "", "also write the table to this file")
+	flag.Parse()
+
+	peers := []peer{
+		{"vmm", func(g, c string) []string {
+			return []string{*vmm, "run", "-kernel", g, "-m", "128M", "-append", c}
+		}},
+		{"qemu", func(g, c string) []string {
+			return append(qemuArgv(), "-kernel", g, "-append", c)
+		}},
+	}
+	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
+		fmt.Fprintln(os.Stderr, "bench: qemu-system-x86_64 not found; install qemu-system-x86 (make deps)")
+		os.Exit(1)
+	}
+	const cmdline = "exit 0"
+	results := map[string][]sample{}
+	// Interleave the peers so drift in the host affects both alike.
+	for i := 0; i < *runs; i++ {
+		for _, p := range peers {
+			s, err := boot(p.argv(*guest, cmdline))
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "bench: %s: %v\n", p.name, err)
+				os.Exit(1)
+			}
+			results[p.name] = append(results[p.name], s)
+		}
+	}
+	table := render(results, *runs)
+	fmt.Print(table)
+	if *out != "" {
+		if err := os.WriteFile(*out, []byte(table), 0o644); err != nil {
+			fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+			os.Exit(1)
+		}
+	}
+}
+
+// qemuArgv is QEMU's closest equivalent of `vmm run`: microvm, no ACPI,
+// no firmware devices, the debug-exit port, serial on stdio.
+func qemuArgv() []string {
+	return []string{"qemu-system-x86_64", "-enable-kvm", "-M", "microvm,acpi=off",
+		"-cpu", "host,-arch-capabilities", "-m", "128M", "-nodefaults", "-nographic",
+		"-no-user-config", "-serial", "stdio",
+		"-device", "isa-debug-exit,iobase=0xf4,iosize=4"}
+}
+
+// boot runs one VM and times its first stdout line and its exit.
+func boot(argv []string) (sample, error) {
+	cmd := exec.Command(argv[0], argv[1:]...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return sample{}, err
+	}
+	cmd.Stderr = io.Discard
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return sample{}, err
+	}
+	var s sample
+	r := bufio.NewReader(stdout)
+	line, err := r.ReadString('\n')
+	if err != nil || !strings.Contains(line, "guest: hello") {
+		cmd.Process.Kill()
+		cmd.Wait()
+		return sample{}, fmt.Errorf("first line %q (%v); want \"guest: hello\"", line, err)
+	}
+	s.firstLine = time.Since(start)
+	io.Copy(io.Discard, r)
+	cmd.Wait() // QEMU's debug-exit status is 2v+1: not an error here
+	s.exit = time.Since(start)
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		s.rssKiB = ru.Maxrss
+	}
+	return s, nil
+}
+
+// stat is a median with its range.
+type stat struct{ med, lo, hi float64 }
+
+func summarize(xs []float64) stat {
+	sort.Float64s(xs)
+	return stat{xs[len(xs)/2], xs[0], xs[len(xs)-1]}
+}
+
+func render(res map[string][]sample, runs int) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "vmm vs QEMU %s, test guest, %d runs each, median (min–max)\n", qemuVersion(), runs)
+	fmt.Fprintf(&b, "%-34s %-26s %-26s %s\n", "metric", "vmm", "qemu", "vmm/qemu")
+	rows := []struct {
+		name, unit string
+		get        func(sample) float64
+	}{
+		{"start → first guest line", "ms", func(s sample) float64 { return float64(s.firstLine) / 1e6 }},
+		{"start → VM exit", "ms", func(s sample) float64 { return float64(s.exit) / 1e6 }},
+		{"peak RSS (128 MiB guest)", "MiB", func(s sample) float64 { return float64(s.rssKiB) / 1024 }},
+	}
+	for _, row := range rows {
+		var st [2]stat
+		for i, name := range []string{"vmm", "qemu"} {
+			var xs []float64
+			for _, s := range res[name] {
+				xs = append(xs, row.get(s))
+			}
+			st[i] = summarize(xs)
+		}
+		cell := func(s stat) string {
+			return fmt.Sprintf("%.1f %s (%.1f–%.1f)", s.med, row.unit, s.lo, s.hi)
+		}
+		fmt.Fprintf(&b, "%-34s %-26s %-26s %.2f×\n", row.name, cell(st[0]), cell(st[1]), st[0].med/st[1].med)
+	}
+	return b.String()
+}
+
+func qemuVersion() string {
+	out, err := exec.Command("qemu-system-x86_64", "--version").Output()
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(out))
+	if len(f) >= 4 {
+		return f[3]
+	}
+	return strings.TrimSpace(string(out))
+}
