@@ -61,7 +61,10 @@ echo "fetch-debian: $pkg" >&2
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-chmod 755 "$work" # lets apt's _apt user write the download
+# apt downloads as its _apt user when it can; let it write there.
+if [ "$(id -u)" -eq 0 ] && id _apt >/dev/null 2>&1; then
+	chown _apt "$work"
+fi
 (cd "$work" && apt-get download -q "$pkg" >&2)
 deb="$(ls "$work"/*.deb | head -n 1)"
 dpkg-deb -x "$deb" "$work/root"
