@@ -90,3 +90,17 @@ func checkLines(t *testing.T, out string, want []string) {
 		t.Errorf("output lacks %q (in order)\noutput:\n%s", want[i], out)
 	}
 }
+
+// TestGuestReset: a reset through the i8042 or a triple fault ends the
+// VM with status 0, as QEMU's -no-reboot does.
+func TestGuestReset(t *testing.T) {
+	needKVM(t)
+	for _, c := range []string{"reset", "triplefault"} {
+		t.Run(c, func(t *testing.T) {
+			r := runVMM(t, "-kernel", guestELF(t), "-append", c+"; exit 9")
+			if r.status != 0 || strings.Contains(r.stdout, "still running") {
+				t.Errorf("%s: exit status %d, stdout %q; want 0 and the VM gone\nstderr:\n%s", c, r.status, r.stdout, r.stderr)
+			}
+		})
+	}
+}

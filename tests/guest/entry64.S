@@ -128,7 +128,11 @@ syscall_entry:
 	je 6f
 	cmpq $SYS_UNEMULATED, %rax
 	je 7f
+	cmpq $SYS_TRIPLE_FAULT, %rax
+	je 8f
 	iretq
+8:	lidt null_idtr			/* no gates: every exception escalates */
+	ud2
 7:	int3				/* ends the VM on an emulating host (vmm's fatal-exit test) */
 	iretq
 6:	movl %edi, %eax			/* at CPL3 a PVM host runs cpuid natively */
@@ -147,6 +151,11 @@ syscall_entry:
 3:	iretq
 
 	.data
+	.balign 8
+	.word 0, 0, 0
+null_idtr:
+	.word 0
+	.quad 0
 	.globl idtr
 	.balign 8
 	.word 0, 0, 0

@@ -38,6 +38,7 @@
 #define SYS_IRQ_DISABLE 3                   /* clear IF in the caller's RFLAGS */
 #define SYS_CPUID       4                   /* cpuid(%edi, %esi) at CPL0 -> eax..edx */
 #define SYS_UNEMULATED  5                   /* int3 at CPL0: the host cannot emulate it */
+#define SYS_TRIPLE_FAULT 6                  /* empty IDT, then ud2: #UD -> #DF -> shutdown */
 
 #define PVH_MAGIC       0x336ec578
 #define EXIT_PORT       0xf4

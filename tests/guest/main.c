@@ -73,6 +73,41 @@ static int cmd_cpl0probe(int argc, char **argv)
 	return 0;
 }
 
+/* `reset`: pulse the reset line through the i8042, as Linux's reboot=k. */
+static int cmd_reset(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	outb(0x64, 0xfe);
+	printf("guest: reset: still running after the i8042 reset\n");
+	return 0;
+}
+
+/* `triplefault`: an exception with no IDT, the way a PC resets by accident. */
+static int cmd_triplefault(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	syscall1(SYS_TRIPLE_FAULT, 0);
+	printf("guest: triplefault: still running\n");
+	return 0;
+}
+
+/* `serial N`: read N bytes of host input from COM1 (polled) and print them. */
+static int cmd_serial(int argc, char **argv)
+{
+	uint64_t n = arg_num("serial", argc > 1 ? argv[1] : NULL, 256);
+	char buf[257];
+	for (uint64_t i = 0; i < n; i++) {
+		while (!(inb(0x3f8 + 5) & 1))
+			cpu_relax();
+		buf[i] = (char)inb(0x3f8);
+	}
+	buf[n] = 0;
+	printf("guest: serial got \"%s\"\n", buf);
+	return 0;
+}
+
 /* `unemulated`: run an instruction a CPL0-emulating host cannot emulate,
  * so the VMM's report of a fatal exit can be tested. */
 static int cmd_unemulated(int argc, char **argv)
@@ -140,6 +175,9 @@ static const struct command {
 	{ "cpl0probe", cmd_cpl0probe },
 	{ "cpuid", cmd_cpuid },
 	{ "unemulated", cmd_unemulated },
+	{ "reset", cmd_reset },
+	{ "triplefault", cmd_triplefault },
+	{ "serial", cmd_serial },
 	{ "tsc", cmd_tsc },
 	{ "memmap", cmd_memmap },
 };
