@@ -15,9 +15,6 @@ const (
 	tssAddr         = 0xFFFB_D000
 	identityMapAddr = 0xFFFB_C000
 
-	// MPTableAddr is where the MP floating pointer and table go: the EBDA.
-	MPTableAddr = 0x9FC00
-
 	// Device placement below: legacy ports as on a PC.
 	COM1Port      = 0x3f8
 	COM1IRQ       = 4

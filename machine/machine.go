@@ -107,7 +107,7 @@ func New(cfg Config) (_ *Machine, err error) {
 	if m.entry, err = boot.Load(m.mem, m.mem.RAM(), cfg.Kernel, cfg.Initrd, cfg.Cmdline); err != nil {
 		return nil, err
 	}
-	if err = boot.WriteMPTable(m.mem, MPTableAddr, cfg.CPUs); err != nil {
+	if err = boot.WriteMPTable(m.mem, boot.MPTableAddr(cfg.CPUs), cfg.CPUs); err != nil {
 		return nil, fmt.Errorf("MP table: %w", err)
 	}
 	if err = m.addLegacyDevices(); err != nil {

@@ -4,14 +4,16 @@ import (
 	"encoding/binary"
 	"fmt"
 
+	"vmm/boot"
 	"vmm/kvm"
 )
 
-// Control register bits used to decide how the guest translates addresses.
+// Control register bits (shared with the boot loader, which sets them)
+// and page-table entry bits used to walk the guest's tables.
 const (
-	cr0PG   = 1 << 31
-	cr4PAE  = 1 << 5
-	eferLMA = 1 << 10
+	cr0PG   = boot.CR0PG
+	cr4PAE  = boot.CR4PAE
+	eferLMA = boot.EFERLMA
 	ptePS   = 1 << 7
 	pteP    = 1 << 0
 )
