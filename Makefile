@@ -9,10 +9,11 @@ BUILD     := build
 VMM       := $(BUILD)/vmm
 GUEST     := tests/guest/build/guest.elf
 DEBIAN    := $(BUILD)/debian
+LINUX     := $(BUILD)/linux
 FUZZTIME  ?= 20s
 export CGO_ENABLED := 0
 
-.PHONY: all vmm guest deps kernels demo test vet unit bench fuzz clean
+.PHONY: all vmm guest guest-linux deps kernels demo test vet unit bench fuzz clean
 
 all: vmm guest
 
@@ -34,6 +35,12 @@ deps:
 	fi
 	$(GO) mod download
 
+# guest-linux builds the Linux test kernel (tinyconfig + our fragment and
+# patches, cached by source version and inputs) and the Go init's initrd.
+guest-linux: deps
+	tests/guest/linux/build.sh $(LINUX)
+	$(GO) run ./tests/guest/linux/mkinitrd -o $(LINUX)/initrd.cpio
+
 # kernels fetches Debian's stock kernel (bzImage and its PVH vmlinux) for
 # the loader tests; cached in build/debian.
 kernels: deps
@@ -49,8 +56,9 @@ vet:
 unit:
 	$(GO) test -count=1 ./kvm/ ./machine/ ./devices/... ./chardev/ ./boot/ ./cmd/...
 
-test: deps kernels vet vmm guest
+test: deps kernels guest-linux vet vmm guest
 	VMM_DEBIAN_KERNEL_DIR=$(CURDIR)/$(DEBIAN) VMM_GUEST=$(CURDIR)/$(GUEST) VMM_BIN=$(CURDIR)/$(VMM) \
+	VMM_LINUX_DIR=$(CURDIR)/$(LINUX) \
 		$(GO) test -count=1 -timeout 30m ./...
 
 bench: deps vmm guest

@@ -76,20 +76,34 @@ if [ ! -f "$SRC/.vmm-source-version" ] || [ "$(cat "$SRC/.vmm-source-version")" 
 fi
 
 # 4. Patches: take back the ones applied by an earlier run (kept in
-# .vmm-patches), then apply the checked-in set.
+# .vmm-patches), then apply the checked-in set. When the two sets are the
+# same, nothing is touched (so make rebuilds nothing for them).
 applied=$SRC/.vmm-patches
-if [ -d "$applied" ]; then
+same_patches() {
+	[ -d "$applied" ] || return 1
+	[ "$(cd "$applied" && ls)" = "$(cd "$HERE/patches" && ls -- *.patch)" ] || return 1
+	for p in "${patches[@]}"; do
+		cmp -s "$p" "$applied/$(basename "$p")" || return 1
+	done
+}
+if same_patches; then
+	echo "build.sh: patches already applied"
+elif [ -d "$applied" ]; then
 	for p in $(ls "$applied"/*.patch 2>/dev/null | sort -r); do
 		patch -d "$SRC" -p1 -R -s -f <"$p" >>"$LOG" 2>&1 || fail "reverting $(basename "$p") failed"
 	done
 	rm -rf "$applied"
 fi
-mkdir -p "$applied"
-for p in "${patches[@]}"; do
-	echo "build.sh: applying $(basename "$p")"
-	patch -d "$SRC" -p1 -s -f -N <"$p" >>"$LOG" 2>&1 || fail "applying $(basename "$p") failed"
-	cp "$p" "$applied/"
-done
+if [ ! -d "$applied" ]; then
+	rm -rf "$applied.tmp"
+	mkdir -p "$applied.tmp"
+	for p in "${patches[@]}"; do
+		echo "build.sh: applying $(basename "$p")"
+		patch -d "$SRC" -p1 -s -f -N <"$p" >>"$LOG" 2>&1 || fail "applying $(basename "$p") failed"
+		cp "$p" "$applied.tmp/"
+	done
+	mv "$applied.tmp" "$applied"
+fi
 
 # 5. Configuration: tinyconfig + fragment, then check every fragment line.
 echo "build.sh: configuring (tinyconfig + $(basename "$FRAGMENT"))"

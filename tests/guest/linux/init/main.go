@@ -1,0 +1,224 @@
+//go:build linux && amd64
+
+// Command init is /init of the Linux test kernel's initramfs.
+//
+// It mounts /dev, /proc and /sys, prints
+//
+//	vmm-init: ready cpus=N online=LIST
+//
+// to /dev/console (ttyS0), runs the command named by the vmm.cmd= word of
+// the kernel command line, prints "vmm-init: result ok" or
+// "vmm-init: result FAIL <reason>", and ends the VM: with status N through
+// the debug-exit port 0xf4, or, where that port does nothing, by
+// reboot(RESTART), which reboot=t turns into a triple fault.
+//
+// Commands (vmm.cmd=..., default marker):
+//
+//	marker   nothing more; status 0
+//	ports    list the virtio-serial ports, one
+//	         "vmm-init: port vportNpM name=X" line each; status 0
+//	exit=N   status N (0..255)
+//
+// Build it with CGO_ENABLED=0 (tests/guest/linux/mkinitrd does).
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// debugExitPort is the isa-debug-exit device's port: writing v makes QEMU
+// exit with status 2*v+1 and the vmm with status v.
+const debugExitPort = 0xf4
+
+// failStatus is the exit status of a command that failed.
+const failStatus = 1
+
+var console = os.Stdout
+
+func main() {
+	for _, m := range []struct{ src, dir, fstype string }{
+		{"devtmpfs", "/dev", "devtmpfs"},
+		{"proc", "/proc", "proc"},
+		{"sysfs", "/sys", "sysfs"},
+	} {
+		if err := os.MkdirAll(m.dir, 0o755); err != nil {
+			logf("mkdir %s: %v", m.dir, err)
+		}
+		if err := unix.Mount(m.src, m.dir, m.fstype, 0, ""); err != nil && !errors.Is(err, unix.EBUSY) {
+			logf("mount %s on %s: %v", m.fstype, m.dir, err)
+		}
+	}
+	if f, err := os.OpenFile("/dev/console", os.O_WRONLY|unix.O_NOCTTY, 0); err == nil {
+		console = f
+	}
+
+	n, online, err := onlineCPUs()
+	if err != nil {
+		logf("online cpus: %v", err)
+	}
+	logf("ready cpus=%d online=%s", n, online)
+
+	cmd := command()
+	status, err := run(cmd)
+	if err != nil {
+		logf("result FAIL %s: %v", cmd, err)
+	} else {
+		logf("result ok")
+	}
+	end(status)
+}
+
+// logf prints one "vmm-init: " line on the console.
+func logf(format string, args ...any) {
+	fmt.Fprintf(console, "vmm-init: "+format+"\n", args...)
+}
+
+// command returns the value of the vmm.cmd= word of the kernel command line.
+func command() string {
+	b, err := os.ReadFile("/proc/cmdline")
+	if err != nil {
+		logf("read /proc/cmdline: %v", err)
+		return "marker"
+	}
+	return parseCommand(string(b))
+}
+
+// parseCommand returns the value of the last vmm.cmd= word of cmdline, or
+// "marker" if there is none.
+func parseCommand(cmdline string) string {
+	cmd := "marker"
+	for _, w := range strings.Fields(cmdline) {
+		if v, ok := strings.CutPrefix(w, "vmm.cmd="); ok {
+			cmd = v
+		}
+	}
+	return cmd
+}
+
+// run runs cmd and returns the status to end the VM with.
+func run(cmd string) (int, error) {
+	switch {
+	case cmd == "marker":
+		return 0, nil
+	case cmd == "ports":
+		if err := listPorts(); err != nil {
+			return failStatus, err
+		}
+		return 0, nil
+	case strings.HasPrefix(cmd, "exit="):
+		n, err := strconv.Atoi(strings.TrimPrefix(cmd, "exit="))
+		if err != nil || n < 0 || n > 255 {
+			return failStatus, fmt.Errorf("bad exit status %q (want 0..255)", strings.TrimPrefix(cmd, "exit="))
+		}
+		return n, nil
+	}
+	return failStatus, errors.New("unknown command (want marker, ports or exit=N)")
+}
+
+// onlineCPUs reads /sys/devices/system/cpu/online ("0-1,3") and returns
+// the number of CPUs in it and the list itself.
+func onlineCPUs() (int, string, error) {
+	b, err := os.ReadFile("/sys/devices/system/cpu/online")
+	if err != nil {
+		return 0, "?", err
+	}
+	list := strings.TrimSpace(string(b))
+	n, err := countCPUList(list)
+	return n, list, err
+}
+
+// countCPUList counts the CPUs in a kernel CPU list such as "0-3,6".
+func countCPUList(list string) (int, error) {
+	n := 0
+	for _, r := range strings.Split(list, ",") {
+		if r == "" {
+			continue
+		}
+		lo, hi, isRange := strings.Cut(r, "-")
+		a, err := strconv.Atoi(lo)
+		if err != nil {
+			return n, fmt.Errorf("cpu list %q: %w", list, err)
+		}
+		b := a
+		if isRange {
+			if b, err = strconv.Atoi(hi); err != nil {
+				return n, fmt.Errorf("cpu list %q: %w", list, err)
+			}
+		}
+		if b < a {
+			return n, fmt.Errorf("cpu list %q: range %s is backwards", list, r)
+		}
+		n += b - a + 1
+	}
+	return n, nil
+}
+
+// listPorts prints one line per virtio-serial port (console ports included).
+func listPorts() error {
+	const dir = "/sys/class/virtio-ports"
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		logf("ports n=0")
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	sort.Strings(names)
+	for _, p := range names {
+		b, err := os.ReadFile(filepath.Join(dir, p, "name"))
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		logf("port %s name=%s", p, strings.TrimSpace(string(b)))
+	}
+	logf("ports n=%d", len(names))
+	return nil
+}
+
+// end ends the VM with status: debug-exit port first, then reboot.
+func end(status int) {
+	// Let the UART send what we printed before the VM goes away.
+	if console != os.Stdout {
+		_ = unix.IoctlSetInt(int(console.Fd()), unix.TCSBRK, 1) // tcdrain
+	}
+	if err := debugExit(status); err != nil {
+		logf("debug-exit: %v; rebooting", err)
+	}
+	// Still here: no debug-exit device. reboot=t triple-faults, and the
+	// VMM ends with status 0.
+	unix.Sync()
+	if err := unix.Reboot(unix.LINUX_REBOOT_CMD_RESTART); err != nil {
+		logf("reboot: %v", err)
+	}
+	select {}
+}
+
+// debugExit writes status to the debug-exit port. It returns (with nil)
+// only if the write did not end the VM.
+func debugExit(status int) (err error) {
+	if _, _, e := unix.Syscall(unix.SYS_IOPL, 3, 0, 0); e != 0 {
+		return fmt.Errorf("iopl(3): %w", e)
+	}
+	defer func() {
+		// A #GP on `out` arrives as SIGSEGV, which the runtime turns
+		// into a panic in outb.
+		if r := recover(); r != nil {
+			err = fmt.Errorf("outb 0x%x: %v", debugExitPort, r)
+		}
+	}()
+	outb(debugExitPort, uint8(status))
+	return nil
+}
