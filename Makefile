@@ -61,8 +61,8 @@ test: deps kernels guest-linux vet vmm guest
 	VMM_LINUX_DIR=$(CURDIR)/$(LINUX) \
 		$(GO) test -count=1 -timeout 30m ./...
 
-bench: deps vmm guest
-	$(GO) run ./tests/bench -vmm $(VMM) -guest $(GUEST) -out $(BUILD)/bench.txt
+bench: deps vmm guest guest-linux
+	$(GO) run ./tests/bench -vmm $(VMM) -guest $(GUEST) -linux $(LINUX) -out $(BUILD)/bench.txt
 
 fuzz:
 	$(GO) test ./boot/ -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME)

@@ -81,3 +81,24 @@ func lowRAMEnd(ram []Range) uint64 {
 	}
 	return min(end, 1<<32)
 }
+
+// Zeroer is memory that can zero whole pages without touching them
+// (fresh anonymous memory, given back with MADV_DONTNEED): a kernel's
+// .bss of tens of MiB then costs neither time nor resident memory.
+type Zeroer interface {
+	ZeroPages(addr, n uint64) error
+}
+
+// zeroSegment clears b, the bytes at guest address addr: the
+// page-aligned middle through Zeroer when mem has it, the edges by hand.
+func zeroSegment(mem Memory, addr uint64, b []byte) {
+	z, ok := mem.(Zeroer)
+	start := (addr + pageSize - 1) &^ (pageSize - 1)
+	end := (addr + uint64(len(b))) &^ (pageSize - 1)
+	if !ok || end <= start || z.ZeroPages(start, end-start) != nil {
+		clear(b)
+		return
+	}
+	clear(b[:start-addr])
+	clear(b[end-addr:])
+}

@@ -119,7 +119,7 @@ func loadPVH(mem Memory, ram []Range, mm []E820Entry, data, initrd []byte, cmdli
 	for _, p := range loads {
 		b, _ := mem.Slice(p.paddr, p.memsz) // checked above
 		n := copy(b, data[p.off:p.off+p.filesz])
-		clear(b[n:])
+		zeroSegment(mem, p.paddr+uint64(n), b[n:])
 	}
 	if err := writeCmdline(mem, cmdline); err != nil {
 		return nil, err

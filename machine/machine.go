@@ -15,6 +15,7 @@ import (
 
 	"vmm/boot"
 	"vmm/devices"
+	"vmm/devices/virtio"
 	"vmm/kvm"
 )
 
@@ -29,6 +30,9 @@ type Config struct {
 	// SerialOut receives COM1's output; it must not block (see
 	// chardev.OutputRing). nil discards it.
 	SerialOut io.Writer
+	// VirtioMMIO devices are placed in the MMIO hole, each with its own
+	// interrupt, and announced on the kernel command line.
+	VirtioMMIO []virtio.Device
 }
 
 // Exit is how a VM ended: Status is the process exit status vmm should
@@ -50,6 +54,7 @@ type Machine struct {
 	supportedCPUID []kvm.CPUIDEntry
 	uart           *devices.UART
 	postFD         int
+	transports     []*virtio.MMIO
 
 	mu sync.Mutex
 	// vcpus are the vCPUs created so far; guarded by mu.
@@ -104,7 +109,11 @@ func New(cfg Config) (_ *Machine, err error) {
 			return nil, err
 		}
 	}
-	if m.entry, err = boot.Load(m.mem, m.mem.RAM(), cfg.Kernel, cfg.Initrd, cfg.Cmdline); err != nil {
+	cmdline, err := m.addVirtioMMIO(cfg.Cmdline)
+	if err != nil {
+		return nil, err
+	}
+	if m.entry, err = boot.Load(m.mem, m.mem.RAM(), cfg.Kernel, cfg.Initrd, cmdline); err != nil {
 		return nil, err
 	}
 	if err = boot.WriteMPTable(m.mem, boot.MPTableAddr(cfg.CPUs), cfg.CPUs); err != nil {
@@ -231,6 +240,9 @@ func (m *Machine) Close() error {
 	for _, v := range vcpus {
 		<-v.exited
 		errs = append(errs, v.cpu.Close())
+	}
+	for _, t := range m.transports {
+		errs = append(errs, t.Close())
 	}
 	if m.vm != nil {
 		errs = append(errs, m.vm.Close())

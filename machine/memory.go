@@ -98,3 +98,16 @@ func (m *Memory) Slice(addr, n uint64) ([]byte, error) {
 	}
 	return nil, fmt.Errorf("guest range [%#x, +%#x) is not RAM", addr, n)
 }
+
+// ZeroPages zeroes whole pages by giving them back to the kernel; the
+// next touch maps a fresh zero page (boot.Zeroer).
+func (m *Memory) ZeroPages(addr, n uint64) error {
+	if addr%4096 != 0 || n%4096 != 0 {
+		return fmt.Errorf("ZeroPages(%#x, %#x): not page-aligned", addr, n)
+	}
+	b, err := m.Slice(addr, n)
+	if err != nil {
+		return err
+	}
+	return unix.Madvise(b, unix.MADV_DONTNEED)
+}

@@ -118,3 +118,30 @@ func TestTranslateLongMode(t *testing.T) {
 		t.Errorf("translate without paging = %#x, %v; want identity", got, err)
 	}
 }
+
+func TestZeroPages(t *testing.T) {
+	m, err := NewMemory(16 << 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	b, _ := m.Slice(0x10000, 0x3000)
+	for i := range b {
+		b[i] = 0xaa
+	}
+	if err := m.ZeroPages(0x11000, 0x1000); err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range b {
+		want := byte(0xaa)
+		if i >= 0x1000 && i < 0x2000 {
+			want = 0
+		}
+		if v != want {
+			t.Fatalf("byte %#x after ZeroPages(0x11000, 0x1000) = %#x; want %#x", 0x10000+i, v, want)
+		}
+	}
+	if err := m.ZeroPages(0x11001, 0x1000); err == nil {
+		t.Errorf("ZeroPages(unaligned) = nil; want an error")
+	}
+}

@@ -16,12 +16,15 @@ type options struct {
 	cpus           int
 	cpu            []machine.FeatureChange
 	serial         string // "stdio", "null" or "file:PATH"
+	serialGiven    bool
+	devices        serialDevices
 }
 
 // parseOptions reads QEMU-style options: `-name value`, `--name value`
 // and `-name=value` are all accepted.
 func parseOptions(args []string) (*options, error) {
-	o := &options{memSize: 256 << 20, cpus: 1, serial: "stdio"}
+	o := &options{memSize: 256 << 20, cpus: 1, serial: "stdio",
+		devices: serialDevices{chardevs: map[string]*chardevSpec{}}}
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		if !strings.HasPrefix(a, "-") || a == "-" {
@@ -33,7 +36,7 @@ func parseOptions(args []string) (*options, error) {
 			name, value, hasValue = k, v, true
 		}
 		takesValue := map[string]bool{"kernel": true, "initrd": true, "append": true,
-			"m": true, "smp": true, "cpu": true, "serial": true}
+			"m": true, "smp": true, "cpu": true, "serial": true, "chardev": true, "device": true}
 		if !takesValue[name] {
 			if name == "nographic" || name == "enable-kvm" {
 				continue // what QEMU users type out of habit; always true here
@@ -63,7 +66,17 @@ func parseOptions(args []string) (*options, error) {
 			o.cpu, err = machine.ParseCPU(value)
 		case "serial":
 			err = checkSerial(value)
-			o.serial = value
+			o.serial, o.serialGiven = value, true
+		case "chardev":
+			var c *chardevSpec
+			if c, err = parseChardev(value); err == nil {
+				if o.devices.chardevs[c.id] != nil {
+					err = fmt.Errorf("-chardev %s: id %q is already defined", value, c.id)
+				}
+				o.devices.chardevs[c.id] = c
+			}
+		case "device":
+			err = o.devices.addDevice(value)
 		}
 		if err != nil {
 			return nil, err
@@ -71,6 +84,18 @@ func parseOptions(args []string) (*options, error) {
 	}
 	if o.kernel == "" {
 		return nil, fmt.Errorf("no kernel: -kernel FILE is required")
+	}
+	for id, c := range o.devices.chardevs {
+		if !c.stdio {
+			continue
+		}
+		// One owner for the terminal, as in QEMU.
+		if o.serialGiven && o.serial == "stdio" {
+			return nil, fmt.Errorf("-chardev stdio,id=%s: stdio is already used by -serial stdio (use -serial null)", id)
+		}
+		if !o.serialGiven {
+			o.serial = "null"
+		}
 	}
 	return o, nil
 }

@@ -11,6 +11,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"vmm/chardev"
+	"vmm/devices/virtio"
+	"vmm/devices/virtioserial"
 	"vmm/machine"
 )
 
@@ -40,28 +42,49 @@ func boot(o *options) (int, error) {
 			return 0, fmt.Errorf("-initrd: %w", err)
 		}
 	}
+	serialCfg, err := o.devices.build()
+	if err != nil {
+		return 0, err
+	}
 	serial, err := openSerial(o.serial)
 	if err != nil {
 		return 0, err
 	}
 	defer serial.close()
 
-	m, err := machine.New(machine.Config{
-		MemSize: o.memSize, CPUs: o.cpus, Kernel: kernel, Initrd: initrd,
-		Cmdline: o.cmdline, CPUFeatures: o.cpu, SerialOut: serial.out,
-	})
-	if err != nil {
-		return 0, err
-	}
-	defer m.Close()
-
 	loop, err := chardev.NewLoop()
 	if err != nil {
 		return 0, err
 	}
 	defer loop.Close()
+	loopErr := make(chan error, 1)
+	go func() { loopErr <- loop.Run() }()
+
+	var virtioDevs []virtio.Device
+	if serialCfg != nil {
+		serialCfg.Loop = loop
+		vs, err := virtioserial.New(*serialCfg)
+		if err != nil {
+			return 0, err
+		}
+		defer vs.Close()
+		if err := vs.Start(); err != nil {
+			return 0, err
+		}
+		virtioDevs = append(virtioDevs, vs)
+	}
+
+	m, err := machine.New(machine.Config{
+		MemSize: o.memSize, CPUs: o.cpus, Kernel: kernel, Initrd: initrd,
+		Cmdline: o.cmdline, CPUFeatures: o.cpu, SerialOut: serial.out,
+		VirtioMMIO: virtioDevs,
+	})
+	if err != nil {
+		return 0, err
+	}
+	defer m.Close()
 	go func() {
-		if err := loop.Run(); err != nil {
+		if err := <-loopErr; err != nil {
 			m.Stop("event loop failed: " + err.Error())
 		}
 	}()

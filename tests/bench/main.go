@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"sort"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -34,6 +33,8 @@ func main() {
 	guest := flag.String("guest", "tests/guest/build/guest.elf", "test guest ELF")
 	runs := flag.Int("runs", 7, "boots per peer and row")
 	out := flag.String("out", "", "also write the table to this file")
+	linux := flag.String("linux", "", "also time the Linux test kernel in this folder (vmlinux, initrd.cpio)")
+	linuxRuns := flag.Int("linux-runs", 5, "boots per peer for the Linux rows")
 	flag.Parse()
 
 	peers := []peer{
@@ -48,20 +49,25 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench: qemu-system-x86_64 not found; install qemu-system-x86 (make deps)")
 		os.Exit(1)
 	}
-	const cmdline = "exit 0"
-	results := map[string][]sample{}
-	// Interleave the peers so drift in the host affects both alike.
-	for i := 0; i < *runs; i++ {
-		for _, p := range peers {
-			s, err := boot(p.argv(*guest, cmdline))
-			if err != nil {
-				fmt.Fprintf(os.Stderr, "bench: %s: %v\n", p.name, err)
-				os.Exit(1)
-			}
-			results[p.name] = append(results[p.name], s)
+	results := measure(peers, *guest, "exit 0", "guest: hello", *runs)
+	table := render(fmt.Sprintf("vmm vs QEMU %s, test guest, %d runs each, median (min–max)", qemuVersion(), *runs),
+		"first guest line", results)
+	if *linux != "" {
+		const cmdline = "console=ttyS0 quiet noxsave clearcpuid=151,308,297,580,141 reboot=t rodata=off retain_initrd vmm.cmd=exit=0"
+		initrd := *linux + "/initrd.cpio"
+		lpeers := []peer{
+			{"vmm", func(g, c string) []string {
+				return []string{*vmm, "run", "-kernel", g, "-initrd", initrd, "-m", "128M",
+					"-cpu", "host,kvm-pv-ipi=off,kvm-pv-sched-yield=off", "-append", c}
+			}},
+			{"qemu", func(g, c string) []string {
+				return append(qemuArgv(), "-kernel", g, "-initrd", initrd, "-append", c)
+			}},
 		}
+		lres := measure(lpeers, *linux+"/vmlinux", cmdline, "vmm-init: ready", *linuxRuns)
+		table += "\n" + render(fmt.Sprintf("Linux test kernel, -smp 1, %d runs each, median (min–max)", *linuxRuns),
+			"init's marker line", lres)
 	}
-	table := render(results, *runs)
 	fmt.Print(table)
 	if *out != "" {
 		if err := os.WriteFile(*out, []byte(table), 0o644); err != nil {
@@ -69,6 +75,23 @@ func main() {
 			os.Exit(1)
 		}
 	}
+}
+
+// measure boots each peer runs times, interleaved so that drift in the
+// host affects both alike.
+func measure(peers []peer, kernel, cmdline, marker string, runs int) map[string][]sample {
+	results := map[string][]sample{}
+	for i := 0; i < runs; i++ {
+		for _, p := range peers {
+			s, err := boot(p.argv(kernel, cmdline), marker)
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "bench: %s: %v\n", p.name, err)
+				os.Exit(1)
+			}
+			results[p.name] = append(results[p.name], s)
+		}
+	}
+	return results
 }
 
 // qemuArgv is QEMU's closest equivalent of `vmm run`: microvm, no ACPI,
@@ -80,8 +103,9 @@ func qemuArgv() []string {
 		"-device", "isa-debug-exit,iobase=0xf4,iosize=4"}
 }
 
-// boot runs one VM and times its first stdout line and its exit.
-func boot(argv []string) (sample, error) {
+// boot runs one VM and times the first stdout line containing marker,
+// and its exit.
+func boot(argv []string, marker string) (sample, error) {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -93,21 +117,61 @@ func boot(argv []string) (sample, error) {
 		return sample{}, err
 	}
 	var s sample
+	// ru_maxrss from wait4 would include the bench's own image from
+	// before exec; sample the child's VmHWM instead, until it exits.
+	stopSampling := make(chan struct{})
+	sampled := make(chan int64, 1)
+	go func() {
+		var last int64
+		t := time.NewTicker(2 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if v := vmHWM(cmd.Process.Pid); v > 0 {
+				last = v
+			}
+			select {
+			case <-stopSampling:
+				sampled <- last
+				return
+			case <-t.C:
+			}
+		}
+	}()
 	r := bufio.NewReader(stdout)
-	line, err := r.ReadString('\n')
-	if err != nil || !strings.Contains(line, "guest: hello") {
-		cmd.Process.Kill()
-		cmd.Wait()
-		return sample{}, fmt.Errorf("first line %q (%v); want \"guest: hello\"", line, err)
+	for {
+		line, err := r.ReadString('\n')
+		if strings.Contains(line, marker) {
+			break
+		}
+		if err != nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+			return sample{}, fmt.Errorf("no line with %q before %v", marker, err)
+		}
 	}
 	s.firstLine = time.Since(start)
-	io.Copy(io.Discard, r)
+	io.Copy(io.Discard, r) // until the VM's stdout closes: it is exiting
+	close(stopSampling)
+	s.rssKiB = <-sampled
 	cmd.Wait() // QEMU's debug-exit status is 2v+1: not an error here
 	s.exit = time.Since(start)
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		s.rssKiB = ru.Maxrss
-	}
 	return s, nil
+}
+
+// vmHWM reads a process's peak resident set size in KiB (0 if gone).
+func vmHWM(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kib int64
+			fmt.Sscanf(strings.TrimSpace(v), "%d", &kib)
+			return kib
+		}
+	}
+	return 0
 }
 
 // stat is a median with its range.
@@ -118,17 +182,17 @@ func summarize(xs []float64) stat {
 	return stat{xs[len(xs)/2], xs[0], xs[len(xs)-1]}
 }
 
-func render(res map[string][]sample, runs int) string {
+func render(title, firstLine string, res map[string][]sample) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "vmm vs QEMU %s, test guest, %d runs each, median (min–max)\n", qemuVersion(), runs)
+	fmt.Fprintln(&b, title)
 	fmt.Fprintf(&b, "%-34s %-26s %-26s %s\n", "metric", "vmm", "qemu", "vmm/qemu")
 	rows := []struct {
 		name, unit string
 		get        func(sample) float64
 	}{
-		{"start → first guest line", "ms", func(s sample) float64 { return float64(s.firstLine) / 1e6 }},
+		{"start → " + firstLine, "ms", func(s sample) float64 { return float64(s.firstLine) / 1e6 }},
 		{"start → VM exit", "ms", func(s sample) float64 { return float64(s.exit) / 1e6 }},
-		{"peak RSS (128 MiB guest)", "MiB", func(s sample) float64 { return float64(s.rssKiB) / 1024 }},
+		{"VMM peak RSS (128 MiB guest)", "MiB", func(s sample) float64 { return float64(s.rssKiB) / 1024 }},
 	}
 	for _, row := range rows {
 		var st [2]stat

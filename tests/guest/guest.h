@@ -109,6 +109,9 @@ int lapic_ipi(uint8_t apic, uint32_t icr_low);
 void ioapic_route(uint32_t base, int pin, uint8_t vector, uint8_t dest, int masked);
 uint8_t my_apic_id(void);
 
+/* main.c */
+extern uint64_t boot_tsc;
+
 /* time.c */
 uint64_t tsc_khz(void);
 const char *tsc_source(void);
@@ -119,6 +122,15 @@ uint64_t tsc_deadline_ms(uint64_t ms);
 int cmd_smp(int argc, char **argv);
 int cmd_timer(int argc, char **argv);
 extern int cpus_hint;       /* cpus=N from the command line, 0 if absent */
+
+/* vs.c: virtio-serial commands (virtio_mmio.c, virtio_console.c) */
+int cmd_vs(int argc, char **argv);
+int cmd_vs_ports(int argc, char **argv);
+int cmd_vs_open(int argc, char **argv);
+int cmd_vs_close(int argc, char **argv);
+int cmd_vs_emerg(int argc, char **argv);
+int cmd_vs_timeout(int argc, char **argv);
+int cmd_vs_irq(int argc, char **argv);
 NORETURN void ap_main(unsigned cpu);
 
 #endif

@@ -155,6 +155,27 @@ static int cmd_memmap(int argc, char **argv)
 	return 0;
 }
 
+/* `cmdline`: the command line as the loader passed it. */
+static int cmd_cmdline(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	const struct hvm_start_info *si = (const void *)(uintptr_t)pvh_start_info;
+	const char *s = si->cmdline_paddr ? (const char *)(uintptr_t)si->cmdline_paddr : "";
+	printf("guest: cmdline \"");
+	for (size_t n = strlen(s); n; ) {      /* printf truncates long lines */
+		char chunk[128];
+		size_t k = n < sizeof chunk - 1 ? n : sizeof chunk - 1;
+		memcpy(chunk, s, k);
+		chunk[k] = 0;
+		printf("%s", chunk);
+		s += k;
+		n -= k;
+	}
+	printf("\"\n");
+	return 0;
+}
+
 static int cmd_cpus(int argc, char **argv)  /* cpus=N: parsed up front */
 {
 	(void)argc;
@@ -180,10 +201,27 @@ static const struct command {
 	{ "serial", cmd_serial },
 	{ "tsc", cmd_tsc },
 	{ "memmap", cmd_memmap },
+	{ "cmdline", cmd_cmdline },
+	{ "vs", cmd_vs },
+	{ "vs-ports", cmd_vs_ports },
+	{ "vs-open", cmd_vs_open },
+	{ "vs-close", cmd_vs_close },
+	{ "vs-emerg", cmd_vs_emerg },
+	{ "vs-timeout", cmd_vs_timeout },
+	{ "vs-irq", cmd_vs_irq },
 };
 
 static void run(int argc, char **argv)
 {
+	/* virtio_mmio.device= words (QEMU microvm appends them) are for the drivers. */
+	int n = 0;
+	for (int i = 0; i < argc; i++)
+		if (strncmp(argv[i], "virtio_mmio.", 12))
+			argv[n++] = argv[i];
+	argv[n] = NULL;
+	argc = n;
+	if (!argc)
+		return;
 	if (!strncmp(argv[0], "cpus=", 5)) {
 		cmd_cpus(argc, argv);
 		return;
@@ -211,8 +249,11 @@ static void find_cpus_hint(const char *s)
 	}
 }
 
+uint64_t boot_tsc;      /* rdtsc at the first CPL3 instruction of the BSP */
+
 static NORETURN void bsp_main(void)
 {
+	boot_tsc = rdtsc();
 	idt_init();     /* plain memory writes, ~1 us at CPL3; before any fault can happen */
 	printf("guest: hello\n");
 	uart_init();

@@ -113,6 +113,14 @@ func run(cmd string) (int, error) {
 			return failStatus, err
 		}
 		return 0, nil
+	case strings.HasPrefix(cmd, "vs="):
+		if err := listPorts(); err != nil {
+			return failStatus, err
+		}
+		if err := runJobs(strings.TrimPrefix(cmd, "vs=")); err != nil {
+			return failStatus, err
+		}
+		return 0, nil
 	case strings.HasPrefix(cmd, "exit="):
 		n, err := strconv.Atoi(strings.TrimPrefix(cmd, "exit="))
 		if err != nil || n < 0 || n > 255 {
@@ -120,7 +128,7 @@ func run(cmd string) (int, error) {
 		}
 		return n, nil
 	}
-	return failStatus, errors.New("unknown command (want marker, ports or exit=N)")
+	return failStatus, errors.New("unknown command (want marker, ports, vs=JOBS or exit=N)")
 }
 
 // onlineCPUs reads /sys/devices/system/cpu/online ("0-1,3") and returns
@@ -185,6 +193,11 @@ func listPorts() error {
 		logf("port %s name=%s", p, strings.TrimSpace(string(b)))
 	}
 	logf("ports n=%d", len(names))
+	// Console ports are hvc terminals.
+	hvcs, _ := filepath.Glob("/sys/class/tty/hvc*")
+	for _, h := range hvcs {
+		logf("console %s", filepath.Base(h))
+	}
 	return nil
 }
 

@@ -1,0 +1,39 @@
+package chardev
+
+// Conn is one connection to a host peer, as a port sees it. R and W are
+// non-blocking fds (the same fd for a socket); either may be -1 when the
+// backend has no such direction (a write-only file, null).
+type Conn struct {
+	R, W int
+	// EOFIsDisconnect: end of input means the peer left (sockets), as
+	// opposed to input that is simply exhausted (a file, stdin at EOF)
+	// while output still works.
+	EOFIsDisconnect bool
+	// Discard: writes vanish and count as done (the null backend).
+	Discard bool
+}
+
+// Sink receives a backend's connection events, on the loop goroutine
+// (or during Start).
+type Sink interface {
+	Connected(c Conn)
+	// Disconnected is called when the backend itself loses the peer
+	// (rare: most disconnects are seen by the port, which calls Drop).
+	Disconnected()
+}
+
+// Backend is a host character device behind a guest port.
+type Backend interface {
+	// ID is the -chardev id.
+	ID() string
+	// Start opens, binds, listens or connects, and reports connections
+	// to sink. A socket server with wait=on blocks here until its first
+	// client arrives, as QEMU does.
+	Start(loop *Loop, sink Sink) error
+	// Drop ends the current connection after the port saw EOF, a hang-up
+	// or an error on it: the backend closes its fds and, if it can, waits
+	// for the next peer (a server accepts again).
+	Drop(c Conn)
+	// Close releases everything.
+	Close() error
+}

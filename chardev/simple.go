@@ -1,0 +1,131 @@
+package chardev
+
+import (
+	"fmt"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// Null is `-chardev null`: always connected, output discarded, no input.
+type Null struct{ id string }
+
+// NewNull returns a null backend.
+func NewNull(id string) *Null { return &Null{id: id} }
+
+func (n *Null) ID() string { return n.id }
+
+func (n *Null) Start(_ *Loop, sink Sink) error {
+	sink.Connected(Conn{R: -1, W: -1, Discard: true})
+	return nil
+}
+
+func (n *Null) Drop(Conn)    {}
+func (n *Null) Close() error { return nil }
+
+// File is `-chardev file,path=P[,input-path=I]`: output appended to P
+// (QEMU truncates by default; append=on keeps old content — here the
+// default is append, see NewFile), input read from I until its end.
+type File struct {
+	id, path, inputPath string
+	appendMode          bool
+	out, in             int
+}
+
+// NewFile returns a file backend; appendMode false truncates P at start.
+func NewFile(id, path, inputPath string, appendMode bool) *File {
+	return &File{id: id, path: path, inputPath: inputPath, appendMode: appendMode, out: -1, in: -1}
+}
+
+func (f *File) ID() string { return f.id }
+
+func (f *File) Start(_ *Loop, sink Sink) error {
+	flags := unix.O_WRONLY | unix.O_CREAT | unix.O_CLOEXEC | unix.O_APPEND
+	if !f.appendMode {
+		flags |= unix.O_TRUNC
+	}
+	out, err := unix.Open(f.path, flags, 0o644)
+	if err != nil {
+		return fmt.Errorf("chardev %s: %w", f.id, &os.PathError{Op: "open", Path: f.path, Err: err})
+	}
+	f.out = out
+	if f.inputPath != "" {
+		in, err := unix.Open(f.inputPath, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+		if err != nil {
+			unix.Close(out)
+			return fmt.Errorf("chardev %s: input: %w", f.id, &os.PathError{Op: "open", Path: f.inputPath, Err: err})
+		}
+		f.in = in
+	}
+	sink.Connected(Conn{R: f.in, W: f.out})
+	return nil
+}
+
+// Drop does nothing: a file does not go away.
+func (f *File) Drop(Conn) {}
+
+func (f *File) Close() error {
+	for _, fd := range []int{f.in, f.out} {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+	}
+	f.in, f.out = -1, -1
+	return nil
+}
+
+// Stdio is `-chardev stdio`: the process's own stdin and stdout, opened
+// anew through /proc/self/fd so that making them non-blocking does not
+// change the descriptions the shell (or COM1's writer) shares.
+type Stdio struct {
+	id      string
+	in, out int
+}
+
+// NewStdio returns a stdio backend.
+func NewStdio(id string) *Stdio { return &Stdio{id: id, in: -1, out: -1} }
+
+func (s *Stdio) ID() string { return s.id }
+
+func (s *Stdio) Start(_ *Loop, sink Sink) error {
+	var err error
+	if s.out, err = reopenNonblock(1, unix.O_WRONLY); err != nil {
+		return fmt.Errorf("chardev %s: stdout: %w", s.id, err)
+	}
+	if s.in, err = reopenNonblock(0, unix.O_RDONLY); err != nil {
+		s.in = -1 // no usable stdin (closed): output only
+	}
+	sink.Connected(Conn{R: s.in, W: s.out})
+	return nil
+}
+
+// reopenNonblock returns a new non-blocking description of fd's file.
+// Sockets cannot be reopened; for them the fd is dup'ed and made
+// non-blocking, which the owner of the original then shares.
+func reopenNonblock(fd, mode int) (int, error) {
+	nfd, err := unix.Open(fmt.Sprintf("/proc/self/fd/%d", fd), mode|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err == nil {
+		return nfd, nil
+	}
+	nfd, derr := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+	if derr != nil {
+		return -1, err
+	}
+	if err := unix.SetNonblock(nfd, true); err != nil {
+		unix.Close(nfd)
+		return -1, err
+	}
+	return nfd, nil
+}
+
+func (s *Stdio) Drop(Conn) {}
+
+func (s *Stdio) Close() error {
+	for _, fd := range []int{s.in, s.out} {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+	}
+	s.in, s.out = -1, -1
+	return nil
+}

@@ -1,0 +1,537 @@
+package virtio
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+)
+
+// chainShape is what a popped chain's buffers look like.
+func chainShape(c *Chain) (rd, wr []int) {
+	for _, b := range c.Readable {
+		rd = append(rd, len(b))
+	}
+	for _, b := range c.Writable {
+		wr = append(wr, len(b))
+	}
+	return rd, wr
+}
+
+func sameInts(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestPop(t *testing.T) {
+	tests := []struct {
+		name     string
+		indirect bool
+		bufs     []buf
+		rd, wr   []int
+	}{
+		{"one readable", false, []buf{r(100)}, []int{100}, nil},
+		{"one writable", false, []buf{w(4096)}, nil, []int{4096}},
+		{"mixed", false, []buf{r(16), r(32), w(8), w(64)}, []int{16, 32}, []int{8, 64}},
+		{"zero-length skipped", false, []buf{r(0), r(5), w(0), w(7)}, []int{5}, []int{7}},
+		{"whole queue", false, []buf{r(1), r(1), r(1), r(1), r(1), r(1), r(1), w(1)}, []int{1, 1, 1, 1, 1, 1, 1}, []int{1}},
+		{"indirect", true, []buf{r(12), w(34), w(56)}, []int{12}, []int{34, 56}},
+		{"indirect longer than queue", true, []buf{r(1), r(2), r(3), r(4), r(5), r(6), r(7), r(8), r(9), w(10)},
+			[]int{1, 2, 3, 4, 5, 6, 7, 8, 9}, []int{10}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := newDriver(t, 8, FeatureRingIndirectDesc, nil)
+			var head uint16
+			if tt.indirect {
+				head = d.addIndirect(tt.bufs...)
+			} else {
+				head = d.add(tt.bufs...)
+			}
+			before := bytes.Clone(d.mem[:tUsed])
+			c := d.mustPop()
+			if c.Head != head {
+				t.Errorf("Pop().Head = %d; want %d", c.Head, head)
+			}
+			rd, wr := chainShape(c)
+			if !sameInts(rd, tt.rd) || !sameInts(wr, tt.wr) {
+				t.Errorf("Pop() buffers = %v/%v; want %v/%v", rd, wr, tt.rd, tt.wr)
+			}
+			var rl, wl int
+			for _, n := range tt.rd {
+				rl += n
+			}
+			for _, n := range tt.wr {
+				wl += n
+			}
+			if int(c.ReadableLen) != rl || int(c.WritableLen) != wl {
+				t.Errorf("Pop() lengths = %d/%d; want %d/%d", c.ReadableLen, c.WritableLen, rl, wl)
+			}
+			if !bytes.Equal(d.mem[:tUsed], before) {
+				t.Errorf("Pop() wrote the descriptor table or avail ring")
+			}
+			if c, err := d.q.Pop(); c != nil || err != nil {
+				t.Errorf("second Pop() = %v, %v; want nil, nil", c, err)
+			}
+		})
+	}
+}
+
+// TestPopAliasesGuestMemory checks that buffers are guest memory, not copies.
+func TestPopAliasesGuestMemory(t *testing.T) {
+	d := newDriver(t, 4, 0, nil)
+	d.add(r(3), w(3))
+	c := d.mustPop()
+	a := d.descAddr(0)
+	if got, want := c.Readable[0], d.mem[a:a+3]; !bytes.Equal(got, want) {
+		t.Errorf("Readable[0] = %x; want %x", got, want)
+	}
+	copy(c.Writable[0], "abc")
+	b := d.descAddr(1)
+	if got := string(d.mem[b : b+3]); got != "abc" {
+		t.Errorf("guest memory after writing Writable[0] = %q; want %q", got, "abc")
+	}
+}
+
+// TestPopDirectThenIndirect: the spec lets a direct chain end in an
+// indirect descriptor.
+func TestPopDirectThenIndirect(t *testing.T) {
+	d := newDriver(t, 8, FeatureRingIndirectDesc, nil)
+	table := d.alloc(32)
+	d.link(table, 0, 2, []buf{r(3), w(4)})
+	d.setDesc(tDesc, 0, d.alloc(2), 2, descFNext, 1)
+	d.setDesc(tDesc, 1, table, 32, descFIndirect, 0)
+	d.offer(0)
+	rd, wr := chainShape(d.mustPop())
+	if !sameInts(rd, []int{2, 3}) || !sameInts(wr, []int{4}) {
+		t.Errorf("Pop() buffers = %v/%v; want [2 3]/[4]", rd, wr)
+	}
+}
+
+func TestPushUsed(t *testing.T) {
+	d := newDriver(t, 4, 0, nil)
+	h1 := d.add(r(10), w(20))
+	h2 := d.add(w(30))
+	c1, c2 := d.mustPop(), d.mustPop()
+	// Out of order completion is allowed.
+	for _, p := range []struct {
+		c *Chain
+		n uint32
+	}{{c2, 30}, {c1, 5}} {
+		if err := d.q.PushUsed(p.c, p.n); err != nil {
+			t.Fatalf("PushUsed(%d) = %v; want nil", p.n, err)
+		}
+	}
+	got := d.takeUsed()
+	want := []usedElem{{uint32(h2), 30}, {uint32(h1), 5}}
+	if len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
+		t.Errorf("used ring = %v; want %v", got, want)
+	}
+}
+
+func TestPushUsedErrors(t *testing.T) {
+	d := newDriver(t, 4, 0, nil)
+	other := newDriver(t, 4, 0, nil)
+	other.add(w(1))
+	foreign := other.mustPop()
+	d.add(w(8))
+	c := d.mustPop()
+	if err := d.q.PushUsed(nil, 0); err == nil {
+		t.Errorf("PushUsed(nil) = nil; want an error")
+	}
+	if err := d.q.PushUsed(foreign, 0); err == nil {
+		t.Errorf("PushUsed(chain of another queue) = nil; want an error")
+	}
+	if err := d.q.PushUsed(c, 9); err == nil || !strings.Contains(err.Error(), "queue 0") {
+		t.Errorf("PushUsed(written > writable) = %v; want an error naming queue 0", err)
+	}
+	if err := d.q.PushUsed(c, 8); err != nil {
+		t.Errorf("PushUsed(c, 8) = %v; want nil", err)
+	}
+	if err := d.q.PushUsed(c, 8); err == nil {
+		t.Errorf("second PushUsed(c) = nil; want an error")
+	}
+	d.add(w(8))
+	stale := d.mustPop()
+	d.q.Reset()
+	if err := d.q.PushUsed(stale, 0); err == nil {
+		t.Errorf("PushUsed(chain from before Reset) = nil; want an error")
+	}
+}
+
+func TestNeedsInterrupt(t *testing.T) {
+	tests := []struct {
+		name      string
+		features  uint64
+		noIntr    bool   // VRING_AVAIL_F_NO_INTERRUPT
+		usedEvent uint16 // used_event, with event idx
+		pushes    int
+		want      bool
+	}{
+		{"plain", 0, false, 0, 1, true},
+		{"plain suppressed", 0, true, 0, 1, false},
+		{"plain nothing pushed", 0, false, 0, 0, false},
+		{"event idx hit", FeatureRingEventIdx, false, 0, 1, true},
+		{"event idx hit inside batch", FeatureRingEventIdx, false, 1, 3, true},
+		{"event idx not reached", FeatureRingEventIdx, false, 5, 3, false},
+		{"event idx ignores flag", FeatureRingEventIdx, true, 0, 1, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := newDriver(t, 8, tt.features, nil)
+			if tt.noIntr {
+				d.put16(tAvail, availFNoInterrupt)
+			}
+			d.put16(d.usedEventAddr(), tt.usedEvent)
+			for range tt.pushes {
+				d.add(w(1))
+				if err := d.q.PushUsed(d.mustPop(), 0); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := d.q.NeedsInterrupt(); got != tt.want {
+				t.Errorf("NeedsInterrupt() = %v; want %v", got, tt.want)
+			}
+			if tt.want && d.q.NeedsInterrupt() {
+				t.Errorf("NeedsInterrupt() again without pushes = true; want false")
+			}
+		})
+	}
+}
+
+// TestNeedsInterruptWindow checks that each call starts a new window: a
+// used_event the used idx passed in an earlier window does not signal,
+// one crossed in this window does.
+func TestNeedsInterruptWindow(t *testing.T) {
+	d := newDriver(t, 8, FeatureRingEventIdx, nil)
+	d.put16(d.usedEventAddr(), 100) // the driver wants nothing yet
+	d.cycle(2)
+	if d.q.NeedsInterrupt() {
+		t.Fatalf("NeedsInterrupt() with used_event ahead = true; want false")
+	}
+	d.put16(d.usedEventAddr(), 1) // passed in the previous window
+	d.cycle(1)
+	if d.q.NeedsInterrupt() {
+		t.Errorf("NeedsInterrupt() with used_event 1, used idx 2 -> 3 = true; want false")
+	}
+	d.put16(d.usedEventAddr(), 4)
+	d.cycle(2)
+	if !d.q.NeedsInterrupt() {
+		t.Errorf("NeedsInterrupt() with used_event 4, used idx 3 -> 5 = false; want true")
+	}
+}
+
+func TestNotifications(t *testing.T) {
+	t.Run("flag", func(t *testing.T) {
+		d := newDriver(t, 8, 0, nil)
+		d.q.DisableNotifications()
+		if f := d.get16(tUsed); f != usedFNoNotify {
+			t.Errorf("used flags after DisableNotifications() = %#x; want %#x", f, usedFNoNotify)
+		}
+		if d.q.EnableNotifications() {
+			t.Errorf("EnableNotifications() on an empty queue = true; want false")
+		}
+		if f := d.get16(tUsed); f != 0 {
+			t.Errorf("used flags after EnableNotifications() = %#x; want 0", f)
+		}
+		d.q.DisableNotifications()
+		d.add(r(1))
+		if !d.q.EnableNotifications() {
+			t.Errorf("EnableNotifications() with a chain pending = false; want true")
+		}
+	})
+	t.Run("event idx", func(t *testing.T) {
+		d := newDriver(t, 8, FeatureRingEventIdx, nil)
+		d.add(r(1))
+		d.mustPop()
+		if e := d.get16(d.availEventAddr()); e != 1 {
+			t.Errorf("avail_event after a Pop = %d; want 1", e)
+		}
+		d.q.DisableNotifications()
+		d.add(r(1))
+		d.mustPop()
+		if e := d.get16(d.availEventAddr()); e != 1 {
+			t.Errorf("avail_event after a Pop with notifications off = %d; want 1", e)
+		}
+		if d.get16(tUsed) != 0 {
+			t.Errorf("used flags with event idx = %#x; want 0", d.get16(tUsed))
+		}
+		d.add(r(1))
+		if !d.q.EnableNotifications() {
+			t.Errorf("EnableNotifications() with a chain pending = false; want true")
+		}
+		if e := d.get16(d.availEventAddr()); e != 2 {
+			t.Errorf("avail_event after EnableNotifications() = %d; want 2", e)
+		}
+		if !d.q.HasAvailable() {
+			t.Errorf("HasAvailable() = false; want true")
+		}
+		d.mustPop()
+		if d.q.HasAvailable() {
+			t.Errorf("HasAvailable() after popping all = true; want false")
+		}
+	})
+}
+
+// TestWraparound runs the 16-bit indices across 0xffff -> 0.
+func TestWraparound(t *testing.T) {
+	for _, features := range []uint64{0, FeatureRingEventIdx} {
+		d := newDriver(t, 4, features, nil)
+		d.cycle(0xfff0)
+		d.put16(d.usedEventAddr(), 0xfffe)
+		d.q.NeedsInterrupt()
+		for i := range 40 {
+			d.add(r(2), w(3))
+			d.add(w(5))
+			c1, c2 := d.mustPop(), d.mustPop()
+			if c1.ReadableLen != 2 || c2.WritableLen != 5 {
+				t.Fatalf("round %d (features %#x): Pop() lengths %d, %d; want 2, 5", i, features, c1.ReadableLen, c2.WritableLen)
+			}
+			if err := d.q.PushUsed(c1, 3); err != nil {
+				t.Fatal(err)
+			}
+			if err := d.q.PushUsed(c2, 5); err != nil {
+				t.Fatal(err)
+			}
+			if got := d.takeUsed(); len(got) != 2 || got[0].n != 3 || got[1].n != 5 {
+				t.Fatalf("round %d (features %#x): used = %v; want lengths 3, 5", i, features, got)
+			}
+			// With event idx only the push crossing 0xfffe (round 7) signals.
+			want := features == 0 || i == 7
+			if got := d.q.NeedsInterrupt(); got != want {
+				t.Errorf("round %d (features %#x, used idx %#x): NeedsInterrupt() = %v; want %v", i, features, d.get16(tUsed+2), got, want)
+			}
+		}
+		if d.q.Broken() != nil {
+			t.Errorf("Broken() = %v; want nil", d.q.Broken())
+		}
+	}
+}
+
+func TestMalformed(t *testing.T) {
+	tests := []struct {
+		name     string
+		features uint64
+		setup    func(d *driver)
+		want     string
+	}{
+		{"loop", 0, func(d *driver) {
+			d.setDesc(tDesc, 0, tData, 1, descFNext, 1)
+			d.setDesc(tDesc, 1, tData, 1, descFNext, 0)
+			d.offer(0)
+		}, "longer than 8 descriptors"},
+		{"self loop", 0, func(d *driver) {
+			d.setDesc(tDesc, 3, tData, 0, descFNext, 3)
+			d.offer(3)
+		}, "longer than 8"},
+		{"next out of range", 0, func(d *driver) {
+			d.setDesc(tDesc, 0, tData, 1, descFNext, 8)
+			d.offer(0)
+		}, "next 8 out of range"},
+		{"head out of range", 0, func(d *driver) { d.offer(8) }, "head 8 out of range"},
+		{"outside memory", 0, func(d *driver) {
+			d.setDesc(tDesc, 0, tMemSize-4, 8, 0, 0)
+			d.offer(0)
+		}, "not RAM"},
+		{"address overflow", 0, func(d *driver) {
+			d.setDesc(tDesc, 0, 1<<64-2, 4, 0, 0)
+			d.offer(0)
+		}, "overflows"},
+		{"readable after writable", 0, func(d *driver) {
+			d.setDesc(tDesc, 0, tData, 1, descFWrite|descFNext, 1)
+			d.setDesc(tDesc, 1, tData, 0, 0, 0)
+			d.offer(0)
+		}, "readable descriptor after a writable"},
+		{"indirect not negotiated", 0, func(d *driver) { d.addIndirect(r(1)) }, "not negotiated"},
+		{"nested indirect", FeatureRingIndirectDesc, func(d *driver) {
+			d.addIndirect(r(1))
+			d.setDesc(tData, 0, tData, 16, descFIndirect, 0)
+		}, "inside an indirect table"},
+		{"indirect with next", FeatureRingIndirectDesc, func(d *driver) {
+			d.setDesc(tDesc, 0, tData, 16, descFIndirect|descFNext, 1)
+			d.offer(0)
+		}, "NEXT set"},
+		{"indirect length", FeatureRingIndirectDesc, func(d *driver) {
+			d.setDesc(tDesc, 0, tData, 24, descFIndirect, 0)
+			d.offer(0)
+		}, "length 24"},
+		{"empty indirect", FeatureRingIndirectDesc, func(d *driver) {
+			d.setDesc(tDesc, 0, tData, 0, descFIndirect, 0)
+			d.offer(0)
+		}, "length 0"},
+		{"indirect loop", FeatureRingIndirectDesc, func(d *driver) {
+			d.addIndirect(r(1), r(1))
+			d.setDesc(d.descAddr(0), 1, tData, 1, descFNext, 0)
+		}, "longer than 2"},
+		{"indirect next out of range", FeatureRingIndirectDesc, func(d *driver) {
+			d.addIndirect(r(1), r(1))
+			d.setDesc(d.descAddr(0), 1, tData, 1, descFNext, 2)
+		}, "next 2 out of range (table of 2)"},
+		{"too many bytes", 0, func(d *driver) {
+			d.mem = bigMem(d.t)
+			d.q = newDriver(d.t, 8, 0, d.mem).q
+			// Overlapping buffers are fine; their sum is not.
+			d.setDesc(tDesc, 0, tData, 0x80000000, descFNext, 1)
+			d.setDesc(tDesc, 1, tData, 0x80000000, 0, 0)
+			d.offer(0)
+		}, "more than 4294967295 bytes"},
+		{"idx jump", 0, func(d *driver) { d.put16(tAvail+2, 9) }, "avail idx moved from 0 to 9"},
+		{"idx backwards", 0, func(d *driver) { d.put16(tAvail+2, 0xffff) }, "to 65535"},
+		{"head offered twice", 0, func(d *driver) {
+			for range 9 {
+				d.setDesc(tDesc, 0, tData, 1, 0, 0)
+				d.offer(0)
+				if d.availIdx == 8 {
+					for range 8 {
+						d.mustPop()
+					}
+				}
+			}
+		}, "more than 8 chains in flight"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			log := captureLog(t)
+			d := newDriver(t, 8, tt.features, nil)
+			tt.setup(d)
+			c, err := d.q.Pop()
+			if c != nil || err == nil || !errors.Is(err, ErrBroken) {
+				t.Fatalf("Pop() = %v, %v; want nil and an ErrBroken", c, err)
+			}
+			if msg := err.Error(); !strings.Contains(msg, "queue 0") || !strings.Contains(msg, tt.want) {
+				t.Errorf("Pop() error = %q; want it to name queue 0 and contain %q", msg, tt.want)
+			}
+			if b := d.q.Broken(); b != err {
+				t.Errorf("Broken() = %v; want %v", b, err)
+			}
+			d.add(r(1)) // a good chain does not repair the queue
+			if _, err2 := d.q.Pop(); err2 != err {
+				t.Errorf("Pop() after breaking = %v; want %v", err2, err)
+			}
+			if l := logLines(log); len(l) != 1 || !strings.Contains(l[0], "queue=0") || !strings.Contains(l[0], tt.want) {
+				t.Errorf("log after two failing Pops = %q; want one line naming queue=0 and %q", l, tt.want)
+			}
+			if d.q.HasAvailable() || d.q.NeedsInterrupt() || d.q.EnableNotifications() {
+				t.Errorf("HasAvailable/NeedsInterrupt/EnableNotifications on a broken queue = true; want false")
+			}
+			d.q.Reset()
+			if d.q.Broken() != nil {
+				t.Errorf("Broken() after Reset() = %v; want nil", d.q.Broken())
+			}
+		})
+	}
+}
+
+func TestActivateErrors(t *testing.T) {
+	tests := []struct {
+		name              string
+		size              uint16
+		desc, avail, used uint64
+		notReady          bool
+		want              string
+	}{
+		{"size 0", 0, tDesc, tAvail, tUsed, false, "size 0"},
+		{"size not power of 2", 6, tDesc, tAvail, tUsed, false, "size 6"},
+		{"size over max", 512, tDesc, tAvail, tUsed, false, "size 512"},
+		{"desc misaligned", 8, tDesc + 8, tAvail, tUsed, false, "descriptor table at 0x8 is not 16-byte aligned"},
+		{"avail misaligned", 8, tDesc, tAvail + 1, tUsed, false, "avail ring at 0x1001 is not 2-byte aligned"},
+		{"used misaligned", 8, tDesc, tAvail, tUsed + 2, false, "used ring at 0x2002 is not 4-byte aligned"},
+		{"desc outside RAM", 8, tMemSize - 64, tAvail, tUsed, false, "descriptor table"},
+		{"avail outside RAM", 8, tDesc, tMemSize - 2, tUsed, false, "avail ring"},
+		{"used overflow", 8, tDesc, tAvail, 1<<64 - 4, false, "used ring"},
+		{"not ready", 8, tDesc, tAvail, tUsed, true, "not ready"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			q := NewQueue(3, tMaxSize)
+			q.SetSize(tt.size)
+			q.SetDescAddr(tt.desc)
+			q.SetAvailAddr(tt.avail)
+			q.SetUsedAddr(tt.used)
+			q.SetReady(!tt.notReady)
+			err := q.Activate(make(fakeMem, tMemSize), 0)
+			if err == nil || !strings.Contains(err.Error(), "queue 3") || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Activate() = %v; want an error naming queue 3 and %q", err, tt.want)
+			}
+			if c, err := q.Pop(); c != nil || err == nil || errors.Is(err, ErrBroken) {
+				t.Errorf("Pop() on an inactive queue = %v, %v; want nil and a not-activated error", c, err)
+			}
+		})
+	}
+}
+
+// TestRegisters checks the transport-side accessors and Reset.
+func TestRegisters(t *testing.T) {
+	q := NewQueue(2, 64)
+	if q.Index() != 2 || q.MaxSize() != 64 || q.Size() != 64 || q.Ready() {
+		t.Fatalf("NewQueue(2, 64) = index %d max %d size %d ready %v; want 2 64 64 false", q.Index(), q.MaxSize(), q.Size(), q.Ready())
+	}
+	q.SetSize(16)
+	q.SetDescAddr(0x1000)
+	q.SetAvailAddr(0x2000)
+	q.SetUsedAddr(0x3000)
+	q.SetReady(true)
+	if q.Size() != 16 || q.DescAddr() != 0x1000 || q.AvailAddr() != 0x2000 || q.UsedAddr() != 0x3000 || !q.Ready() {
+		t.Errorf("after setup: size %d desc %#x avail %#x used %#x ready %v; want 16 0x1000 0x2000 0x3000 true",
+			q.Size(), q.DescAddr(), q.AvailAddr(), q.UsedAddr(), q.Ready())
+	}
+	q.Reset()
+	if q.Size() != 64 || q.DescAddr() != 0 || q.AvailAddr() != 0 || q.UsedAddr() != 0 || q.Ready() {
+		t.Errorf("after Reset(): size %d desc %#x avail %#x used %#x ready %v; want 64 0 0 0 false",
+			q.Size(), q.DescAddr(), q.AvailAddr(), q.UsedAddr(), q.Ready())
+	}
+}
+
+// TestUnalignedHostRings runs a queue whose rings are not 4-aligned in
+// host memory, which takes the fenced plain-access paths.
+func TestUnalignedHostRings(t *testing.T) {
+	backing := make([]byte, tMemSize+2)
+	mem := fakeMem(backing[2:])
+	q := NewQueue(0, 8)
+	q.SetSize(8)
+	q.SetDescAddr(tDesc)
+	q.SetAvailAddr(tAvail + 2) // 2-aligned guest and host: idx at host 4k+0
+	q.SetUsedAddr(tUsed)
+	q.SetReady(true)
+	if err := q.Activate(mem, 0); err != nil {
+		t.Fatal(err)
+	}
+	d := &driver{t: t, mem: mem, q: q, size: 8}
+	d.setDesc(tDesc, 0, tData, 4, descFWrite, 0)
+	mem[tAvail+2+4] = 0 // ring[0] = head 0
+	mem[tAvail+2+2] = 1 // idx = 1
+	c := d.mustPop()
+	if err := q.PushUsed(c, 4); err != nil {
+		t.Fatal(err)
+	}
+	if got := d.takeUsed(); len(got) != 1 || got[0] != (usedElem{0, 4}) {
+		t.Errorf("used ring = %v; want [{0 4}]", got)
+	}
+}
+
+// BenchmarkPopPush pops and completes a 4-descriptor chain, re-offering
+// the same descriptors each time as a driver recycling buffers would.
+func BenchmarkPopPush(b *testing.B) {
+	d := newDriver(b, 256, FeatureRingEventIdx, nil)
+	head := d.add(r(16), r(512), w(1024), w(8))
+	d.availIdx--
+	b.ReportAllocs()
+	for b.Loop() {
+		d.offer(head)
+		c, err := d.q.Pop()
+		if err != nil || c == nil {
+			b.Fatal(c, err)
+		}
+		if err := d.q.PushUsed(c, 8); err != nil {
+			b.Fatal(err)
+		}
+		d.q.NeedsInterrupt()
+	}
+}

@@ -1,0 +1,181 @@
+package virtioserial
+
+import (
+	"log/slog"
+)
+
+const (
+	ctrlRxQueue = 2
+	ctrlTxQueue = 3
+)
+
+// sendControl queues a message for the guest and delivers what the
+// guest has buffers for. A PORT_OPEN replaces an undelivered PORT_OPEN
+// for the same port: only the latest state matters. Caller holds mu.
+func (d *Device) sendControl(m controlMsg) {
+	if !d.active || !d.multiport {
+		return
+	}
+	if m.event == eventPortOpen {
+		for i := range d.ctrlPending {
+			if p := &d.ctrlPending[i]; p.event == eventPortOpen && p.id == m.id {
+				p.value = m.value
+				d.flushControl()
+				return
+			}
+		}
+	}
+	if len(d.ctrlPending) >= maxPendingControl {
+		d.ctrlDropped++
+		if d.ctrlDropped == 1 {
+			slog.Warn("virtio-serial: guest posts no control buffers; dropping control messages", "msg", m.String())
+		}
+		return
+	}
+	d.ctrlPending = append(d.ctrlPending, m)
+	d.flushControl()
+}
+
+// flushControl writes pending messages into control RX buffers.
+// Caller holds mu.
+func (d *Device) flushControl() {
+	q := d.queue(ctrlRxQueue)
+	if q == nil {
+		return
+	}
+	delivered := false
+	for len(d.ctrlPending) > 0 {
+		c, err := q.Pop()
+		if err != nil {
+			logQueueError("control rx", err)
+			break
+		}
+		if c == nil {
+			if q.EnableNotifications() {
+				continue
+			}
+			break
+		}
+		b := d.ctrlPending[0].encode()
+		n := scatter(c.Writable, b)
+		if n < len(b) {
+			slog.Warn("virtio-serial: control buffer too small; message truncated",
+				"msg", d.ctrlPending[0].String(), "have", n, "need", len(b))
+		}
+		if err := q.PushUsed(c, uint32(n)); err != nil {
+			logQueueError("control rx", err)
+			break
+		}
+		d.ctrlPending = d.ctrlPending[1:]
+		delivered = true
+	}
+	if delivered {
+		d.pushed(q)
+	}
+}
+
+// readControl handles the messages the guest sent. Caller holds mu.
+func (d *Device) readControl() {
+	q := d.queue(ctrlTxQueue)
+	if q == nil {
+		return
+	}
+	done := false
+	for {
+		c, err := q.Pop()
+		if err != nil {
+			logQueueError("control tx", err)
+			break
+		}
+		if c == nil {
+			if q.EnableNotifications() {
+				continue
+			}
+			break
+		}
+		m, derr := decodeControl(gather(c.Readable, controlHeaderSize))
+		if err := q.PushUsed(c, 0); err != nil {
+			logQueueError("control tx", err)
+			break
+		}
+		done = true
+		if derr != nil {
+			slog.Warn("virtio-serial: bad control message from the guest", "err", derr)
+			continue
+		}
+		d.handleControl(m)
+	}
+	if done {
+		d.pushed(q)
+	}
+}
+
+// handleControl acts on one guest message; repeats are harmless.
+// Caller holds mu.
+func (d *Device) handleControl(m controlMsg) {
+	slog.Debug("virtio-serial: control from guest", "msg", m.String())
+	switch m.event {
+	case eventDeviceReady:
+		if m.value != 1 {
+			slog.Warn("virtio-serial: guest driver failed to initialise", "value", m.value)
+			return
+		}
+		for _, p := range d.sortedPortsLocked() {
+			d.sendControl(controlMsg{id: p.id, event: eventPortAdd, value: 1})
+		}
+	case eventPortReady:
+		p := d.ports[m.id]
+		if p == nil {
+			slog.Warn("virtio-serial: PORT_READY for an unknown port", "port", m.id)
+			return
+		}
+		if m.value != 1 {
+			slog.Warn("virtio-serial: guest could not add port", "port", m.id)
+			return
+		}
+		p.ready = true
+		if p.console {
+			d.sendControl(controlMsg{id: p.id, event: eventConsolePort, value: 1})
+		}
+		if p.name != "" {
+			d.sendControl(controlMsg{id: p.id, event: eventPortName, value: 1, payload: []byte(p.name)})
+		}
+		if p.connected {
+			d.sendControl(controlMsg{id: p.id, event: eventPortOpen, value: 1})
+		}
+		p.pump()
+	case eventPortOpen:
+		p := d.ports[m.id]
+		if p == nil {
+			slog.Warn("virtio-serial: PORT_OPEN for an unknown port", "port", m.id)
+			return
+		}
+		p.guestOpen = m.value != 0
+		p.pump()
+	default:
+		slog.Debug("virtio-serial: ignoring control event", "msg", m.String())
+	}
+}
+
+// RemovePort unplugs a port: the guest gets PORT_REMOVE, and whatever
+// the port held is dropped (the one case, with reset, where data goes).
+func (d *Device) RemovePort(id uint32) bool {
+	var p *Port
+	d.locked(func() {
+		if p = d.ports[id]; p == nil {
+			return
+		}
+		if p.ready {
+			d.sendControl(controlMsg{id: id, event: eventPortRemove, value: 1})
+		}
+		p.removed = true
+		p.disconnect()
+		p.resetGuestState()
+		delete(d.ports, id)
+	})
+	if p == nil {
+		return false
+	}
+	p.backend.Close()
+	return true
+}

@@ -1,0 +1,13 @@
+package virtioserial
+
+import (
+	"log/slog"
+	"os"
+	"testing"
+)
+
+// TestMain keeps the device's connect/disconnect notes out of test output.
+func TestMain(m *testing.M) {
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	os.Exit(m.Run())
+}

@@ -1,0 +1,34 @@
+package virtioserial
+
+// PortStats is a snapshot of one port's state.
+type PortStats struct {
+	ID            uint32
+	Name          string
+	Console       bool
+	Ready         bool // the guest driver set the port up
+	GuestOpen     bool
+	HostConnected bool
+	Throttled     bool   // guest→host data is held because the host is not taking it
+	BytesIn       uint64 // host→guest
+	BytesOut      uint64 // guest→host
+	BytesHeld     uint64 // guest data held in its queue for the host
+	Dropped       uint64 // bytes dropped: console with no host, reset, unplug
+	Throttles     uint64 // times the port became throttled
+	Connections   uint64 // host connections seen
+}
+
+// Stats returns every port's state, by port number.
+func (d *Device) Stats() []PortStats {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []PortStats
+	for _, p := range d.sortedPortsLocked() {
+		out = append(out, PortStats{
+			ID: p.id, Name: p.name, Console: p.console, Ready: p.ready,
+			GuestOpen: p.guestOpen, HostConnected: p.connected, Throttled: p.throttled,
+			BytesIn: p.bytesIn, BytesOut: p.bytesOut, BytesHeld: p.heldBytes(),
+			Dropped: p.dropped, Throttles: p.throttles, Connections: p.connections,
+		})
+	}
+	return out
+}

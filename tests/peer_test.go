@@ -1,0 +1,84 @@
+package tests
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"testing"
+	"time"
+)
+
+// The host side of the serial tests: peers on the unix sockets vmm
+// listens on, moving the shared pattern stream.
+
+const ackByte = 0x06
+
+// dial connects to a vmm socket chardev, waiting for vmm to bind it.
+func dial(t *testing.T, path string) net.Conn {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := net.Dial("unix", path)
+		if err == nil {
+			return c
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("connect %s: %v", path, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// pattern returns stream bytes [off, off+n): byte k is byte k%8 of
+// splitmix64(k/8) — the same stream the guests write and check.
+func pattern(off, n int64) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		k := uint64(off) + uint64(i)
+		b[i] = byte(splitmix64(k/8) >> (8 * (k % 8)))
+	}
+	return b
+}
+
+func splitmix64(x uint64) uint64 {
+	z := x + 0x9e3779b97f4a7c15
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	return z ^ (z >> 31)
+}
+
+// receive reads n bytes from c and checks them against the pattern
+// from offset off; it returns nil or an error naming the first bad byte.
+func receive(c io.Reader, off, n int64) error {
+	buf := make([]byte, 256<<10)
+	for got := int64(0); got < n; {
+		k, err := c.Read(buf[:min(int64(len(buf)), n-got)])
+		if k > 0 {
+			want := pattern(off+got, int64(k))
+			if !bytes.Equal(buf[:k], want) {
+				i := 0
+				for buf[i] == want[i] {
+					i++
+				}
+				return fmt.Errorf("byte at offset %d is %#x; want %#x", off+got+int64(i), buf[i], want[i])
+			}
+			got += int64(k)
+		}
+		if err != nil {
+			return fmt.Errorf("after %d of %d bytes: %w", got, n, err)
+		}
+	}
+	return nil
+}
+
+// send writes n pattern bytes from offset off.
+func send(c io.Writer, off, n int64) error {
+	const chunk = 256 << 10
+	for done := int64(0); done < n; done += chunk {
+		if _, err := c.Write(pattern(off+done, min(chunk, n-done))); err != nil {
+			return fmt.Errorf("after %d of %d bytes: %w", done, n, err)
+		}
+	}
+	return nil
+}
