@@ -52,6 +52,12 @@ func main() {
 	results := measure(peers, *guest, "exit 0", "guest: hello", *runs)
 	table := render(fmt.Sprintf("vmm vs QEMU %s, test guest, %d runs each, median (min–max)", qemuVersion(), *runs),
 		"first guest line", results)
+	serial, err := serialTable(*vmm, *guest, *runs)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+		os.Exit(1)
+	}
+	table += "\n" + serial
 	if *linux != "" {
 		const cmdline = "console=ttyS0 quiet noxsave clearcpuid=151,308,297,580,141 reboot=t rodata=off retain_initrd vmm.cmd=exit=0"
 		initrd := *linux + "/initrd.cpio"
