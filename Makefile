@@ -64,8 +64,13 @@ test: deps kernels guest-linux vet vmm guest
 bench: deps vmm guest guest-linux
 	$(GO) run ./tests/bench -vmm $(VMM) -guest $(GUEST) -linux $(LINUX) -out $(BUILD)/bench.txt
 
+# Every target that parses guest- or file-controlled data, FUZZTIME each.
+FUZZ_TARGETS := ./boot/:FuzzLoad ./devices/virtio/:FuzzQueuePop ./devices/virtio/:FuzzMMIOAccess \
+	./devices/virtioserial/:FuzzControlMessages
 fuzz:
-	$(GO) test ./boot/ -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME)
+	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$pkg $$name for $(FUZZTIME)"; \
+		$(GO) test $$pkg -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) || exit 1; done
 
 clean:
 	rm -rf $(BUILD)

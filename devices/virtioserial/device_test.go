@@ -393,3 +393,34 @@ func commonPrefix(a, b []byte) int {
 	}
 	return n
 }
+
+// TestEmergencyWrite: a byte written to emerg_wr goes to port 0's host
+// at once, with no queue involved (VIRTIO_CONSOLE_F_EMERG_WRITE).
+func TestEmergencyWrite(t *testing.T) {
+	r := newRig(t, 2, PortConfig{Nr: -1, Console: true, Name: "con"})
+	host := r.be["con"].connect(t)
+	defer unix.Close(host)
+	for _, c := range []byte("panic!\n") {
+		r.dev.WriteConfig(configEmergWr, []byte{c, 0, 0, 0})
+	}
+	if got := readAll(t, host, 7); string(got) != "panic!\n" {
+		t.Errorf("host got %q from emergency writes; want %q", got, "panic!\n")
+	}
+}
+
+// TestRemovePort: unplugging sends PORT_REMOVE and forgets the port.
+func TestRemovePort(t *testing.T) {
+	r := newRig(t, 3, PortConfig{Nr: -1, Name: "a"}, PortConfig{Nr: -1, Name: "b"})
+	r.handshake(1, 2)
+	r.waitFor("port 2 ready", func() bool { return r.stats(2).Ready })
+	if !r.dev.RemovePort(2) {
+		t.Fatal("RemovePort(2) = false")
+	}
+	r.expectControl(controlMsg{id: 2, event: eventPortRemove, value: 1})
+	if r.dev.RemovePort(2) {
+		t.Errorf("RemovePort(2) twice = true")
+	}
+	if n := len(r.dev.Stats()); n != 1 {
+		t.Errorf("%d ports after removal; want 1", n)
+	}
+}

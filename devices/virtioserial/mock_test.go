@@ -53,7 +53,7 @@ const (
 	mockQueueSize = 64
 	rxBufSize     = 4096      // Linux posts PAGE_SIZE RX buffers
 	txBufSize     = 32 << 10  // and writes up to 32 KiB per TX buffer
-	memSize       = 128 << 20 // enough for 31 ports' queues and buffers
+	memSize = 128 << 20
 )
 
 // mockQueue is the driver's view of one virtqueue: descriptor i always
@@ -73,7 +73,7 @@ type usedElem struct {
 }
 
 type mockDriver struct {
-	t      *testing.T
+	t      testing.TB
 	mem    *fakeMem
 	dev    *Device
 	queues []*virtio.Queue
@@ -96,7 +96,7 @@ func (m *mockDriver) allocate(n, align uint64) uint64 {
 
 // newMockDriver negotiates features, lays out every queue and
 // activates the device, as a driver's probe does.
-func newMockDriver(t *testing.T, dev *Device, features uint64) *mockDriver {
+func newMockDriver(t testing.TB, dev *Device, features uint64) *mockDriver {
 	t.Helper()
 	m := &mockDriver{t: t, mem: &fakeMem{b: make([]byte, memSize)}, dev: dev, irq: newFakeIRQ(), next: 4096}
 	for i, max := range dev.QueueSizes() {
@@ -346,7 +346,7 @@ func (b *pairBackend) Start(_ *chardev.Loop, sink chardev.Sink) error {
 }
 
 // connect makes a new connection and returns the host peer's fd.
-func (b *pairBackend) connect(t *testing.T) int {
+func (b *pairBackend) connect(t testing.TB) int {
 	t.Helper()
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -380,7 +380,7 @@ type rig struct {
 }
 
 // newRig builds a device with one pairBackend per named port.
-func newRig(t *testing.T, maxPorts int, ports ...PortConfig) *rig {
+func newRig(t testing.TB, maxPorts int, ports ...PortConfig) *rig {
 	t.Helper()
 	loop, err := chardev.NewLoop()
 	if err != nil {
