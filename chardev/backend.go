@@ -11,6 +11,8 @@ type Conn struct {
 	EOFIsDisconnect bool
 	// Discard: writes vanish and count as done (the null backend).
 	Discard bool
+	// Ring, when set, takes all output in memory (the ringbuf backend).
+	Ring *Ringbuf
 }
 
 // Sink receives a backend's connection events, on the loop goroutine

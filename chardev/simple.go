@@ -74,16 +74,20 @@ func (f *File) Close() error {
 	return nil
 }
 
-// Stdio is `-chardev stdio`: the process's own stdin and stdout, opened
-// anew through /proc/self/fd so that making them non-blocking does not
-// change the descriptions the shell (or COM1's writer) shares.
+// Stdio is `-chardev stdio[,signal=on|off]`: the process's own stdin and
+// stdout, opened anew through /proc/self/fd so that making them
+// non-blocking does not change the descriptions the shell (or COM1's
+// writer) shares. A terminal is put in raw mode; with signal=on (QEMU's
+// default) ^C still interrupts vmm, with signal=off it goes to the guest.
 type Stdio struct {
 	id      string
+	signal  bool
 	in, out int
+	term    *Terminal
 }
 
 // NewStdio returns a stdio backend.
-func NewStdio(id string) *Stdio { return &Stdio{id: id, in: -1, out: -1} }
+func NewStdio(id string, signal bool) *Stdio { return &Stdio{id: id, signal: signal, in: -1, out: -1} }
 
 func (s *Stdio) ID() string { return s.id }
 
@@ -94,6 +98,11 @@ func (s *Stdio) Start(_ *Loop, sink Sink) error {
 	}
 	if s.in, err = reopenNonblock(0, unix.O_RDONLY); err != nil {
 		s.in = -1 // no usable stdin (closed): output only
+	}
+	if IsTerminal(0) {
+		if s.term, err = makeRaw(0, s.signal); err != nil {
+			return fmt.Errorf("chardev %s: %w", s.id, err)
+		}
 	}
 	sink.Connected(Conn{R: s.in, W: s.out})
 	return nil
@@ -121,6 +130,10 @@ func reopenNonblock(fd, mode int) (int, error) {
 func (s *Stdio) Drop(Conn) {}
 
 func (s *Stdio) Close() error {
+	if s.term != nil {
+		s.term.Restore()
+		s.term = nil
+	}
 	for _, fd := range []int{s.in, s.out} {
 		if fd >= 0 {
 			unix.Close(fd)

@@ -21,7 +21,11 @@ func IsTerminal(fd int) bool {
 // MakeRaw puts the tty on fd in raw mode, as QEMU's stdio chardev does:
 // no echo, no line editing, no signals from ^C (they go to the guest),
 // but output processing stays on so the guest's "\n" starts a new line.
-func MakeRaw(fd int) (*Terminal, error) {
+func MakeRaw(fd int) (*Terminal, error) { return makeRaw(fd, false) }
+
+// makeRaw is MakeRaw; keepSignals leaves ^C and ^Z to the terminal
+// (QEMU's signal=on).
+func makeRaw(fd int, keepSignals bool) (*Terminal, error) {
 	t, err := unix.IoctlGetTermios(fd, unix.TCGETS)
 	if err != nil {
 		return nil, fmt.Errorf("stdin is not a terminal: %w", err)
@@ -29,7 +33,10 @@ func MakeRaw(fd int) (*Terminal, error) {
 	term := &Terminal{fd: fd, saved: *t}
 	raw := *t
 	raw.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON
-	raw.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
+	raw.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.IEXTEN
+	if !keepSignals {
+		raw.Lflag &^= unix.ISIG
+	}
 	raw.Cflag &^= unix.CSIZE | unix.PARENB
 	raw.Cflag |= unix.CS8
 	raw.Cc[unix.VMIN], raw.Cc[unix.VTIME] = 1, 0

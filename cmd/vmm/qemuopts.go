@@ -115,3 +115,16 @@ func (o *qemuOpts) unused() error {
 	}
 	return nil
 }
+
+// size reads a byte count with an optional K/M/G suffix, with a default.
+func (o *qemuOpts) size(k string, def uint64) (uint64, error) {
+	v, ok := o.str(k)
+	if !ok {
+		return def, nil
+	}
+	n, err := parseSize(v, 1)
+	if err != nil {
+		return 0, fmt.Errorf("%s %s: %s=%s: %w", o.option, o.driver, k, v, err)
+	}
+	return n, nil
+}

@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"strconv"
+	"time"
 
 	"vmm/chardev"
 	"vmm/devices/virtioserial"
@@ -29,10 +31,11 @@ func parseChardev(s string) (*chardevSpec, error) {
 	case "null":
 		c.backend = chardev.NewNull(id)
 	case "stdio":
-		if _, err := o.boolean("signal", true); err != nil {
+		signal, err := o.boolean("signal", true)
+		if err != nil {
 			return nil, err
 		}
-		c.backend, c.stdio = chardev.NewStdio(id), true
+		c.backend, c.stdio = chardev.NewStdio(id, signal), true
 	case "file":
 		path, err := o.required("path")
 		if err != nil {
@@ -45,23 +48,73 @@ func parseChardev(s string) (*chardevSpec, error) {
 		}
 		c.backend = chardev.NewFile(id, path, in, appendMode)
 	case "socket":
+		cfg, err := socketConfig(o, id)
+		if err != nil {
+			return nil, err
+		}
+		c.backend = chardev.NewSocket(cfg)
+	case "pipe":
 		path, err := o.required("path")
 		if err != nil {
-			return nil, fmt.Errorf("%w (unix sockets only so far)", err)
+			return nil, err
 		}
-		server, err := o.boolean("server", false)
+		c.backend = chardev.NewPipe(id, path)
+	case "pty":
+		c.backend = chardev.NewPty(id)
+	case "ringbuf", "memory":
+		size, err := o.size("size", 64<<10)
 		if err != nil {
 			return nil, err
 		}
-		wait, err := o.boolean("wait", server)
-		if err != nil {
-			return nil, err
+		if size == 0 || size&(size-1) != 0 {
+			return nil, fmt.Errorf("-chardev ringbuf: size=%d must be a power of two", size)
 		}
-		c.backend = chardev.NewSocket(chardev.SocketConfig{ID: id, Path: path, Server: server, Wait: wait && server})
+		c.backend = chardev.NewRingbuf(id, int(size))
 	default:
-		return nil, fmt.Errorf("-chardev %s: unknown backend (want socket, file, stdio or null)", o.driver)
+		return nil, fmt.Errorf("-chardev %s: unknown backend (want socket, pipe, pty, file, ringbuf, stdio or null)", o.driver)
 	}
 	return c, o.unused()
+}
+
+// socketConfig reads a socket chardev: path= (unix) or host=,port= (tcp).
+func socketConfig(o *qemuOpts, id string) (chardev.SocketConfig, error) {
+	cfg := chardev.SocketConfig{ID: id}
+	var err error
+	path, hasPath := o.str("path")
+	host, _ := o.str("host")
+	port, hasPort := o.str("port")
+	switch {
+	case hasPath && hasPort:
+		return cfg, fmt.Errorf("-chardev socket: give path= or host=,port=, not both")
+	case hasPath:
+		cfg.Path = path
+	case hasPort:
+		if cfg.Port, err = strconv.Atoi(port); err != nil || cfg.Port < 0 || cfg.Port > 65535 {
+			return cfg, fmt.Errorf("-chardev socket: port=%s is not a port number", port)
+		}
+		cfg.Host = host
+	default:
+		return cfg, fmt.Errorf("-chardev socket: path= (unix) or host=,port= (tcp) is required")
+	}
+	if cfg.Server, err = o.boolean("server", false); err != nil {
+		return cfg, err
+	}
+	if cfg.Wait, err = o.boolean("wait", cfg.Server); err != nil {
+		return cfg, err
+	}
+	cfg.Wait = cfg.Wait && cfg.Server
+	if cfg.NoDelay, err = o.boolean("nodelay", false); err != nil {
+		return cfg, err
+	}
+	secs, err := o.integer("reconnect", 0)
+	if err != nil {
+		return cfg, err
+	}
+	if secs < 0 || (secs > 0 && cfg.Server) {
+		return cfg, fmt.Errorf("-chardev socket: reconnect=%d: only for a client (server=off), in seconds >= 0", secs)
+	}
+	cfg.Reconnect = time.Duration(secs) * time.Second
+	return cfg, nil
 }
 
 // serialDevices collects -device options for the virtio-serial bus.
@@ -132,11 +185,23 @@ func (s *serialDevices) build() (*virtioserial.Config, error) {
 		if _, given := o.props["nr"]; given && nr < 0 {
 			return nil, fmt.Errorf("-device %s: nr=%d out of range", o.driver, nr)
 		}
+		mode, _ := o.str("disconnected")
+		if mode != "" && mode != "hold" && mode != "drop" {
+			return nil, fmt.Errorf("-device %s: disconnected=%s: want hold or drop", o.driver, mode)
+		}
+		limit, err := o.size("limit", 0)
+		if err != nil {
+			return nil, err
+		}
+		if limit > 0 && o.driver != "virtconsole" {
+			return nil, fmt.Errorf("-device %s: limit= applies to virtconsole: a virtserialport keeps its backlog in the guest's own queue", o.driver)
+		}
 		if err := o.unused(); err != nil {
 			return nil, err
 		}
 		cfg.Ports = append(cfg.Ports, virtioserial.PortConfig{Nr: nr, Name: name,
-			Console: o.driver == "virtconsole", Backend: c.backend})
+			Console: o.driver == "virtconsole", Backend: c.backend,
+			DropDisconnected: mode == "drop", Limit: int(limit)})
 	}
 	return cfg, nil
 }

@@ -62,17 +62,22 @@ func newDriver(t testing.TB, n uint16, features uint64, mem fakeMem) *driver {
 	if mem == nil {
 		mem = make(fakeMem, tMemSize)
 	}
-	d := &driver{t: t, mem: mem, size: n, data: tData}
-	d.q = NewQueue(0, tMaxSize)
-	d.q.SetSize(n)
-	d.q.SetDescAddr(tDesc)
-	d.q.SetAvailAddr(tAvail)
-	d.q.SetUsedAddr(tUsed)
-	d.q.SetReady(true)
-	if err := d.q.Activate(d.mem, features); err != nil {
+	q, err := activeQueue(mem, n, features)
+	if err != nil {
 		t.Fatalf("Activate() = %v; want nil", err)
 	}
-	return d
+	return &driver{t: t, mem: mem, q: q, size: n, data: tData}
+}
+
+// activeQueue activates a queue of size n at the test layout in mem.
+func activeQueue(mem fakeMem, n uint16, features uint64) (*Queue, error) {
+	q := NewQueue(0, tMaxSize)
+	q.SetSize(n)
+	q.SetDescAddr(tDesc)
+	q.SetAvailAddr(tAvail)
+	q.SetUsedAddr(tUsed)
+	q.SetReady(true)
+	return q, q.Activate(mem, features)
 }
 
 func (d *driver) put16(addr uint64, v uint16) { binary.LittleEndian.PutUint16(d.mem[addr:], v) }

@@ -49,6 +49,15 @@ type PortConfig struct {
 	Name    string
 	Console bool
 	Backend chardev.Backend
+	// DropDisconnected discards (and counts) what the guest writes while
+	// no host peer is connected, like a serial line with nobody on it;
+	// the default holds it in the guest's queue for the next peer.
+	DropDisconnected bool
+	// Limit bounds the host-side buffer of a console port (console
+	// output is never held in the guest's queue); 0 means 64 KiB. A
+	// serial port holds nothing on the host beyond the one TX buffer
+	// it is writing: its backlog stays in the guest's queue.
+	Limit int
 }
 
 // Config describes the device.

@@ -19,6 +19,8 @@ type Port struct {
 	console bool
 	backend chardev.Backend
 
+	dropDisconnected bool // disconnected=drop: discard output while no peer
+
 	ready     bool // the guest sent PORT_READY(1)
 	guestOpen bool // the guest has the port open
 	removed   bool
@@ -46,9 +48,14 @@ type Port struct {
 }
 
 func newPort(d *Device, id uint32, pc PortConfig) *Port {
-	p := &Port{d: d, id: id, name: pc.Name, console: pc.Console, backend: pc.Backend}
+	p := &Port{d: d, id: id, name: pc.Name, console: pc.Console, backend: pc.Backend,
+		dropDisconnected: pc.DropDisconnected}
 	if pc.Console {
-		p.consoleBuf = newByteRing(consoleRingSize)
+		size := pc.Limit
+		if size <= 0 {
+			size = consoleRingSize
+		}
+		p.consoleBuf = newByteRing(size)
 	}
 	return p
 }
@@ -223,6 +230,16 @@ func (p *Port) writeHeld() bool {
 		p.writeConsole(iovecsFrom(c.Readable, p.txOff))
 		p.bytesOut += uint64(left)
 		return true
+	case p.conn.Ring != nil:
+		for _, b := range iovecsFrom(c.Readable, p.txOff) {
+			p.conn.Ring.Write(b)
+		}
+		p.bytesOut += uint64(left)
+		return true
+	case !p.connected && p.dropDisconnected:
+		// disconnected=drop: a serial line with nobody listening.
+		p.dropped += uint64(left)
+		return true
 	case p.conn.Discard || p.outputDead:
 		p.bytesOut += uint64(left)
 		if p.outputDead {
@@ -265,6 +282,12 @@ func (p *Port) writeFailed(err error) {
 // holds mu.
 func (p *Port) writeConsole(bufs [][]byte) {
 	if p.conn.Discard {
+		return
+	}
+	if p.conn.Ring != nil {
+		for _, b := range bufs {
+			p.conn.Ring.Write(b)
+		}
 		return
 	}
 	r := p.consoleBuf

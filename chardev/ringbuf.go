@@ -1,0 +1,59 @@
+package chardev
+
+import "sync"
+
+// Ringbuf is `-chardev ringbuf,size=N`: guest output kept in memory,
+// newest N bytes (oldest dropped), read later through Contents. It has
+// no input and is always connected.
+type Ringbuf struct {
+	id string
+
+	mu sync.Mutex
+	// The fields below are guarded by mu.
+	buf     []byte
+	start   int
+	n       int
+	dropped uint64
+}
+
+// NewRingbuf returns a ring buffer of size bytes.
+func NewRingbuf(id string, size int) *Ringbuf { return &Ringbuf{id: id, buf: make([]byte, size)} }
+
+func (r *Ringbuf) ID() string { return r.id }
+
+func (r *Ringbuf) Start(_ *Loop, sink Sink) error {
+	sink.Connected(Conn{R: -1, W: -1, Ring: r})
+	return nil
+}
+
+func (r *Ringbuf) Drop(Conn)    {}
+func (r *Ringbuf) Close() error { return nil }
+
+// Write keeps p, dropping the oldest bytes when full; it never blocks.
+func (r *Ringbuf) Write(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	size := len(r.buf)
+	for _, b := range p {
+		if r.n == size {
+			r.start = (r.start + 1) % size
+			r.n--
+			r.dropped++
+		}
+		r.buf[(r.start+r.n)%size] = b
+		r.n++
+	}
+	return len(p), nil
+}
+
+// Contents returns a copy of what the ring holds, oldest first, and how
+// many bytes were dropped to make room.
+func (r *Ringbuf) Contents() ([]byte, uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]byte, r.n)
+	for i := range out {
+		out[i] = r.buf[(r.start+i)%len(r.buf)]
+	}
+	return out, r.dropped
+}
