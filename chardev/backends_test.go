@@ -84,17 +84,18 @@ func TestTCPServerOneClientAtATime(t *testing.T) {
 	if nd, err := unix.GetsockoptInt(c.R, unix.IPPROTO_TCP, unix.TCP_NODELAY); err != nil || nd == 0 {
 		t.Errorf("TCP_NODELAY = %d, %v; want set (nodelay=on)", nd, err)
 	}
-	// A second concurrent client is accepted and closed: it reads EOF
-	// at once instead of hanging.
+	// A second concurrent client waits in the backlog: it is not served
+	// while the first is, and what it writes is kept for later.
 	second, err := net.Dial("tcp", s.Addr())
 	if err != nil {
 		t.Fatal(err)
 	}
-	second.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if n, err := second.Read(make([]byte, 1)); n != 0 || err == nil {
-		t.Errorf("second client read %d, %v; want EOF", n, err)
+	defer second.Close()
+	second.Write([]byte("queued"))
+	time.Sleep(50 * time.Millisecond)
+	if n := len(sink.conns); n != 1 {
+		t.Fatalf("%d connections while the first client is connected; want 1", n)
 	}
-	second.Close()
 	unix.Write(c.W, []byte("hi"))
 	buf := make([]byte, 2)
 	first.SetReadDeadline(time.Now().Add(5 * time.Second))
@@ -103,12 +104,19 @@ func TestTCPServerOneClientAtATime(t *testing.T) {
 	}
 	first.Close()
 	s.Drop(c)
-	third, err := net.Dial("tcp", s.Addr())
-	if err != nil {
-		t.Fatal(err)
+	c2 := sink.waitConns(t, 2) // the waiting client is served now
+	buf = make([]byte, 6)
+	deadline := time.Now().Add(5 * time.Second)
+	n := 0
+	for n < 6 && time.Now().Before(deadline) {
+		k, _ := unix.Read(c2.R, buf[n:])
+		if k > 0 {
+			n += k
+		}
 	}
-	defer third.Close()
-	sink.waitConns(t, 2)
+	if string(buf) != "queued" {
+		t.Errorf("second client's early data = %q; want %q", buf, "queued")
+	}
 }
 
 func TestTCPClientReconnect(t *testing.T) {

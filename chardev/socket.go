@@ -35,8 +35,10 @@ func (c SocketConfig) addr() string {
 }
 
 // Socket is a stream socket backend: a server serving one client at a
-// time (a second concurrent client is accepted and closed at once, so it
-// sees EOF rather than hanging), or a client, optionally reconnecting.
+// time, or a client, optionally reconnecting. While a server has its
+// client, it stops accepting, as QEMU does: a second client waits in the
+// listen backlog (what it writes is kept, not lost) and is served when
+// the first leaves; beyond the backlog, connecting is refused.
 type Socket struct {
 	cfg SocketConfig
 
@@ -106,36 +108,37 @@ func (s *Socket) Start(loop *Loop, sink Sink) error {
 		}
 		s.accept(0)
 	}
-	return loop.Add(fd, unix.EPOLLIN, s.accept)
+	s.mu.Lock()
+	events := uint32(unix.EPOLLIN)
+	if s.connFD >= 0 {
+		events = 0
+	}
+	s.mu.Unlock()
+	return loop.Add(fd, events, s.accept)
 }
 
-// accept takes the next client; while one is connected, newcomers are
-// closed at once.
+// accept takes the next client, then stops listening for more until it
+// leaves.
 func (s *Socket) accept(uint32) {
-	for {
-		s.mu.Lock()
-		lfd := s.listenFD
-		s.mu.Unlock()
-		if lfd < 0 {
-			return
-		}
-		fd, _, err := unix.Accept4(lfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
-		if err != nil {
-			if !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.EINTR) {
-				slog.Warn("accept failed", "chardev", s.cfg.ID, "err", err)
-			}
-			return
-		}
-		s.mu.Lock()
-		busy := s.connFD >= 0 || s.closed
-		s.mu.Unlock()
-		if busy {
-			slog.Info("refusing a second client", "chardev", s.cfg.ID)
-			unix.Close(fd)
-			continue
-		}
-		s.connected(fd)
+	s.mu.Lock()
+	lfd, busy := s.listenFD, s.connFD >= 0 || s.closed
+	s.mu.Unlock()
+	if lfd < 0 || busy {
+		return
 	}
+	fd, _, err := unix.Accept4(lfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+	if err != nil {
+		if !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.EINTR) {
+			slog.Warn("accept failed", "chardev", s.cfg.ID, "err", err)
+		}
+		return
+	}
+	s.mu.Lock()
+	if s.loop != nil {
+		s.loop.Modify(lfd, 0) // newcomers wait in the backlog
+	}
+	s.mu.Unlock()
+	s.connected(fd)
 }
 
 func (s *Socket) connected(fd int) {
@@ -164,6 +167,9 @@ func (s *Socket) Drop(c Conn) {
 	}
 	unix.Close(s.connFD)
 	s.connFD = -1
+	if s.cfg.Server && s.listenFD >= 0 && s.loop != nil && !s.closed {
+		s.loop.Modify(s.listenFD, unix.EPOLLIN) // serve the next client
+	}
 	if !s.cfg.Server && s.cfg.Reconnect > 0 && !s.closed {
 		s.scheduleRetryLocked()
 	}

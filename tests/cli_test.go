@@ -67,6 +67,15 @@ func TestBadInput(t *testing.T) {
 			"-device", "virtserialport,chardev=a"}, "chardev a: bind /nonexistent-dir/x.sock: no such file or directory", false},
 		{"socket client with no server", []string{"-kernel", guest, "-device", "virtio-serial", "-chardev", "socket,id=a,path=" + dir + "/none.sock",
 			"-device", "virtserialport,chardev=a"}, "chardev a: connect " + dir + "/none.sock: no such file or directory", false},
+		{"pipe that does not exist", []string{"-kernel", guest, "-device", "virtio-serial", "-chardev", "pipe,id=a,path=" + dir + "/nopipe",
+			"-device", "virtserialport,chardev=a"}, "chardev a: open " + dir + "/nopipe: no such file or directory", false},
+		{"reconnect on a server", []string{"-kernel", guest, "-chardev", "socket,id=a,host=127.0.0.1,port=4000,server=on,reconnect=1"}, "reconnect=1: only for a client", false},
+		{"tcp port not a number", []string{"-kernel", guest, "-chardev", "socket,id=a,host=127.0.0.1,port=http"}, "port=http is not a port number", false},
+		{"ringbuf size not a power of two", []string{"-kernel", guest, "-chardev", "ringbuf,id=a,size=1000"}, "size=1000 must be a power of two", false},
+		{"bad disconnected policy", []string{"-kernel", guest, "-device", "virtio-serial", "-chardev", "null,id=a",
+			"-device", "virtserialport,chardev=a,disconnected=maybe"}, "disconnected=maybe: want hold or drop", false},
+		{"limit on a serial port", []string{"-kernel", guest, "-device", "virtio-serial", "-chardev", "null,id=a",
+			"-device", "virtserialport,chardev=a,limit=4K"}, "limit= applies to virtconsole", false},
 		{"stdio twice", []string{"-kernel", guest, "-serial", "stdio", "-chardev", "stdio,id=a"}, "stdio is already used by -serial stdio", false},
 	}
 	for _, tt := range tests {

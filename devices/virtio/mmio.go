@@ -27,6 +27,10 @@ type irqfdDeassigner interface {
 // offeredFeatures are what the transport adds to every device's own.
 const offeredFeatures = FeatureVersion1 | FeatureRingEventIdx | FeatureRingIndirectDesc
 
+// transportFeatures are bits 24 to 40, which describe the ring and the
+// transport (virtio 1.2 §6); only the transport may offer them.
+const transportFeatures = (1<<41 - 1) &^ (1<<24 - 1)
+
 // MMIO is a virtio-mmio version 2 transport (virtio 1.2 §4.2) for one
 // device. Read and Write run on vCPU threads. Guest kicks go through
 // ioeventfds and interrupts through an irqfd, so neither leaves the
@@ -55,7 +59,9 @@ type MMIO struct {
 }
 
 // NewMMIO creates the transport for dev at guest physical base, with its
-// interrupt on gsi, and registers its eventfds with vm.
+// interrupt on gsi, and registers its eventfds with vm. It offers the
+// device's features with bits 24-40 replaced by its own: VERSION_1,
+// EVENT_IDX and INDIRECT_DESC.
 func NewMMIO(dev Device, mem Memory, vm KVM, base uint64, gsi uint32) (*MMIO, error) {
 	sizes := dev.QueueSizes()
 	for i, n := range sizes {
@@ -63,7 +69,7 @@ func NewMMIO(dev Device, mem Memory, vm KVM, base uint64, gsi uint32) (*MMIO, er
 			return nil, fmt.Errorf("virtio-mmio at %#x: queue %d: max size %d is not a power of 2 in [1, %d]", base, i, n, maxQueueSize)
 		}
 	}
-	t := &MMIO{dev: dev, mem: mem, vm: vm, base: base, gsi: gsi, offered: dev.Features() | offeredFeatures}
+	t := &MMIO{dev: dev, mem: mem, vm: vm, base: base, gsi: gsi, offered: dev.Features()&^transportFeatures | offeredFeatures}
 	t.irq.fd.Store(-1)
 	if err := t.setupFDs(sizes); err != nil {
 		t.Close()
@@ -172,7 +178,7 @@ func (t *MMIO) Write(offset uint64, data []byte) {
 		}
 		return
 	}
-	if offset == regQueueNotify && len(data) <= 4 {
+	if offset == regQueueNotify && (len(data) == 1 || len(data) == 2 || len(data) == 4) {
 		// Kicks KVM did not absorb (a queue without an ioeventfd match,
 		// or an access of another size) are forwarded the same way.
 		var v [4]byte

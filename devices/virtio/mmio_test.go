@@ -9,7 +9,7 @@ import (
 )
 
 func testDevice() *fakeDevice {
-	return &fakeDevice{features: 1 << 1, sizes: []uint16{8, 16, 32}, config: []byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}}
+	return &fakeDevice{features: 1<<1 | 1<<34, sizes: []uint16{8, 16, 32}, config: []byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}}
 }
 
 func TestMMIOIdentity(t *testing.T) {
@@ -58,6 +58,7 @@ func TestMMIOFeatures(t *testing.T) {
 		{"version 1 only", FeatureVersion1, true},
 		{"no VERSION_1", offered &^ FeatureVersion1, false},
 		{"unoffered bit", FeatureVersion1 | 1<<5, false},
+		{"transport bit the device tried to offer", FeatureVersion1 | 1<<34, false},
 		{"unoffered high bit", FeatureVersion1 | 1<<40, false},
 	}
 	for _, tt := range tests {

@@ -121,11 +121,12 @@ func (d *driver) alloc(n uint32) uint64 {
 	return a
 }
 
-// offer publishes head in the avail ring and bumps avail idx.
+// offer publishes head in the avail ring and bumps avail idx with a
+// release store (avail flags stay 0), as a concurrent driver must.
 func (d *driver) offer(head uint16) {
 	d.put16(tAvail+4+2*uint64(d.availIdx%d.size), head)
 	d.availIdx++
-	d.put16(tAvail+2, d.availIdx)
+	store32(d.mem, tAvail, uint32(d.availIdx)<<16|uint32(d.get16(tAvail)))
 }
 
 // link writes bufs as a chain in table starting at slot first; slots
@@ -174,7 +175,7 @@ type usedElem struct{ id, n uint32 }
 // takeUsed returns the used entries the device published since last time.
 func (d *driver) takeUsed() []usedElem {
 	var out []usedElem
-	for idx := d.get16(tUsed + 2); d.usedSeen != idx; d.usedSeen++ {
+	for idx := load16(d.mem, tUsed+2); d.usedSeen != idx; d.usedSeen++ {
 		e := tUsed + 4 + 8*uint64(d.usedSeen%d.size)
 		out = append(out, usedElem{d.get32(e), d.get32(e + 4)})
 	}
