@@ -49,7 +49,7 @@ func TestBadInput(t *testing.T) {
 		{"chardev without id", []string{"-kernel", guest, "-chardev", "null"}, "-chardev null: id= is required", false},
 		{"duplicate chardev id", []string{"-kernel", guest, "-chardev", "null,id=a", "-chardev", "null,id=a"}, `id "a" is already defined`, false},
 		{"unknown chardev backend", []string{"-kernel", guest, "-chardev", "carrier-pigeon,id=a"}, "-chardev carrier-pigeon: unknown backend", false},
-		{"socket without path", []string{"-kernel", guest, "-chardev", "socket,id=a,server=on"}, "-chardev socket: path= is required", false},
+		{"socket without path", []string{"-kernel", guest, "-chardev", "socket,id=a,server=on"}, "-chardev socket: path= (unix) or host=,port= (tcp) is required", false},
 		{"port without chardev", []string{"-kernel", guest, "-device", "virtio-serial", "-device", "virtserialport,name=x"}, "-device virtserialport: chardev= is required", false},
 		{"port without bus", []string{"-kernel", guest, "-chardev", "null,id=a", "-device", "virtserialport,chardev=a"}, "needs a -device virtio-serial", false},
 		{"duplicate port number", []string{"-kernel", guest, "-device", "virtio-serial", "-chardev", "null,id=a", "-chardev", "null,id=b",
