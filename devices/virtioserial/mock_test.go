@@ -51,9 +51,9 @@ func (f *fakeIRQ) ConfigChanged() {}
 
 const (
 	mockQueueSize = 64
-	rxBufSize     = 4096      // Linux posts PAGE_SIZE RX buffers
-	txBufSize     = 32 << 10  // and writes up to 32 KiB per TX buffer
-	memSize = 128 << 20
+	rxBufSize     = 4096     // Linux posts PAGE_SIZE RX buffers
+	txBufSize     = 32 << 10 // and writes up to 32 KiB per TX buffer
+	memSize       = 128 << 20
 )
 
 // mockQueue is the driver's view of one virtqueue: descriptor i always
