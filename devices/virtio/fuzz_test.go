@@ -6,7 +6,9 @@ import (
 	"testing"
 )
 
-// Fuzz input for FuzzQueuePop: [log2 size, flags, memory image...].
+// Fuzz input for FuzzQueuePop: log2 size, flags, then the descriptor
+// table (16*size bytes), the avail ring (6+2*size bytes) and the start
+// of the data area (indirect tables), each cut short if data ends.
 const (
 	fuzzEventIdx = 1 << iota
 	fuzzIndirect
@@ -18,11 +20,19 @@ const (
 func queueSeed(tb testing.TB, logSize byte, flags byte, build func(d *driver)) []byte {
 	d := newDriver(tb, 1<<logSize, fuzzFeatures(flags), nil)
 	build(d)
-	img := d.mem[:]
-	for len(img) > 0 && img[len(img)-1] == 0 {
-		img = img[:len(img)-1]
+	b := []byte{logSize, flags}
+	for _, a := range fuzzAreas(d.size) {
+		b = append(b, d.mem[a.addr:a.addr+a.n]...)
 	}
-	return append([]byte{logSize, flags}, img...)
+	return b
+}
+
+type area struct{ addr, n uint64 }
+
+// fuzzAreas are where FuzzQueuePop puts its input.
+func fuzzAreas(size uint16) []area {
+	n := uint64(size)
+	return []area{{tDesc, 16 * n}, {tAvail, 6 + 2*n}, {tData, 256}}
 }
 
 func fuzzFeatures(flags byte) uint64 {
@@ -43,48 +53,53 @@ func FuzzQueuePop(f *testing.F) {
 		d.add(r(1), r(0), w(2))
 	}))
 	f.Add(queueSeed(f, 1, fuzzHold|fuzzNotifOff, func(d *driver) { d.add(r(1)); d.add(w(1)) }))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		if len(data) < 2 {
-			return
+	f.Fuzz(fuzzQueueBody)
+}
+
+func fuzzQueueBody(t *testing.T, data []byte) {
+	if len(data) < 2 {
+		return
+	}
+	size, flags := uint16(1)<<(data[0]%9), data[1]
+	mem := make(fakeMem, tMemSize)
+	data = data[2:]
+	for _, a := range fuzzAreas(size) {
+		data = data[copy(mem[a.addr:a.addr+a.n], data):]
+	}
+	captureLog(t)
+	d := newDriver(t, size, fuzzFeatures(flags), mem)
+	if flags&fuzzNotifOff != 0 {
+		d.q.DisableNotifications()
+	}
+	var held []*Chain
+	for range 2*int(size) + 2 {
+		c, err := d.q.Pop()
+		if err != nil {
+			if !errors.Is(err, ErrBroken) || d.q.Broken() != err {
+				t.Fatalf("Pop() = %v with Broken() = %v; want an ErrBroken, the same", err, d.q.Broken())
+			}
+			break
 		}
-		size, flags := uint16(1)<<(data[0]%9), data[1]
-		mem := make(fakeMem, tMemSize)
-		copy(mem, data[2:])
-		captureLog(t)
-		d := newDriver(t, size, fuzzFeatures(flags), mem)
-		if flags&fuzzNotifOff != 0 {
-			d.q.DisableNotifications()
-		}
-		var held []*Chain
-		for range 2*int(size) + 2 {
-			c, err := d.q.Pop()
-			if err != nil {
-				if !errors.Is(err, ErrBroken) || d.q.Broken() != err {
-					t.Fatalf("Pop() = %v with Broken() = %v; want an ErrBroken, the same", err, d.q.Broken())
-				}
+		if c == nil {
+			if !d.q.EnableNotifications() {
 				break
 			}
-			if c == nil {
-				if !d.q.EnableNotifications() {
-					break
-				}
-				continue
-			}
-			checkChain(t, c, size)
-			if flags&fuzzHold != 0 {
-				held = append(held, c)
-				continue
-			}
-			if err := d.q.PushUsed(c, c.WritableLen); err != nil && d.q.Broken() == nil {
-				t.Fatalf("PushUsed() = %v; want nil", err)
-			}
-			d.q.NeedsInterrupt()
+			continue
 		}
-		for _, c := range held {
-			d.q.PushUsed(c, 0)
+		checkChain(t, c, size)
+		if flags&fuzzHold != 0 {
+			held = append(held, c)
+			continue
+		}
+		if err := d.q.PushUsed(c, c.WritableLen); err != nil && d.q.Broken() == nil {
+			t.Fatalf("PushUsed() = %v; want nil", err)
 		}
 		d.q.NeedsInterrupt()
-	})
+	}
+	for _, c := range held {
+		d.q.PushUsed(c, 0)
+	}
+	d.q.NeedsInterrupt()
 }
 
 // checkChain verifies a popped chain's bookkeeping.
