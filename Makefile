@@ -46,8 +46,15 @@ guest-linux: deps
 kernels: deps
 	tests/kernels/fetch-debian.sh $(BUILD)
 
+# demo boots the test guest on this terminal with two vCPUs and a
+# virtio-serial port whose host side is a file: the guest streams 64 MiB
+# of its checkable pattern into it while its COM1 heartbeat goes on.
 demo: deps vmm guest
-	$(VMM) run -kernel $(GUEST) -smp 2 -append "echo hello from the vmm test guest; smp; timer; probe; echo press Ctrl-A x to quit or wait; loop 100000000; exit 0"
+	$(VMM) run -kernel $(GUEST) -smp 2 -m 256M \
+		-device virtio-serial -chardev file,id=demo,path=$(BUILD)/demo-port.out \
+		-device virtserialport,chardev=demo,name=org.vmm.demo \
+		-append "echo hello from the vmm test guest; smp; timer; probe; vs-ports; vs org.vmm.demo:w:64M; echo press Ctrl-A x to quit or wait; loop 1000000000; exit 0"
+	@echo "demo: the guest wrote $$(stat -c %s $(BUILD)/demo-port.out) bytes to $(BUILD)/demo-port.out through virtio-serial"
 
 vet:
 	$(GO) vet ./...
