@@ -5,7 +5,9 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -35,7 +37,7 @@ const portPrefix = "org.vmm.t."
 
 // caseTimeout bounds one case; a case that blocks for longer is failed
 // and left behind (its port is its own) so the rest still run.
-const caseTimeout = 60 * time.Second
+const caseTimeout = 90 * time.Second
 
 // hostTimeout bounds each wait for the host to react to a cue.
 const hostTimeout = 15 * time.Second
@@ -47,28 +49,39 @@ type acceptCase struct {
 }
 
 // acceptCases is the run order. The cheap state cases come first; the
-// bulk transfers and the queue-filling writers last.
-var acceptCases = []acceptCase{
-	{"open_close", caseOpenClose},
-	{"multiple_open", caseMultipleOpen},
-	{"port_names", casePortNames},
-	{"read_without_host", caseReadWithoutHost},
-	{"lseek_refused", caseLseekRefused},
-	{"blocking_read", caseBlockingRead},
-	{"nonblocking_read", caseNonblockingRead},
-	{"poll_states", casePollStates},
-	{"close_discards", caseCloseDiscards},
-	{"sigio", caseSigio},
-	{"threaded_read_write", caseThreadedReadWrite},
-	{"host_file_send", caseHostFileSend},
-	{"guest_file_send", caseGuestFileSend},
-	{"blocking_write", caseBlockingWrite},
-	{"nonblocking_write", caseNonblockingWrite},
+// bulk transfers and the queue-filling writers last. (Set in init:
+// port_names lists it.)
+var acceptCases []acceptCase
+
+func init() { acceptCases = allCases() }
+
+func allCases() []acceptCase {
+	return []acceptCase{
+		{"open_close", caseOpenClose},
+		{"multiple_open", caseMultipleOpen},
+		{"port_names", casePortNames},
+		{"read_without_host", caseReadWithoutHost},
+		{"lseek_refused", caseLseekRefused},
+		{"blocking_read", caseBlockingRead},
+		{"nonblocking_read", caseNonblockingRead},
+		{"poll_states", casePollStates},
+		{"close_discards", caseCloseDiscards},
+		{"host_write_while_closed", caseHostWriteWhileClosed},
+		{"sigio", caseSigio},
+		{"threaded_read_write", caseThreadedReadWrite},
+		{"host_file_send", caseHostFileSend},
+		{"guest_file_send", caseGuestFileSend},
+		{"blocking_write", caseBlockingWrite},
+		{"nonblocking_write", caseNonblockingWrite},
+	}
 }
 
 // caseCtx is what a case knows: its name and port device.
 type caseCtx struct {
 	name, dev string
+	// progress is the bytes a streaming case has moved, for the
+	// timeout message: slow and stuck look different.
+	progress atomic.Int64
 }
 
 // cue asks the host to act: it prints "vmm-init: cue NAME WHAT".
@@ -103,10 +116,52 @@ func selectCases(spec string) ([]acceptCase, error) {
 	return out, nil
 }
 
-// runAcceptance runs the selected cases one after another.
+// portsTimeout bounds the wait for the driver to add every port: it
+// does so after boot, as the device's PORT_ADD and PORT_NAME come in.
+const portsTimeout = 30 * time.Second
+
+// waitPorts waits until the cases' ports and the console port are
+// named in sysfs and have their /dev node.
+func waitPorts(cases []acceptCase) error {
+	want := []string{"org.vmm.console"}
+	for _, ac := range cases {
+		want = append(want, portPrefix+ac.name)
+	}
+	start := time.Now()
+	for {
+		missing := ""
+		for _, n := range want {
+			dev, err := portDevice(n)
+			if err == nil {
+				_, err = os.Stat(dev)
+			}
+			if err != nil {
+				missing = n
+				break
+			}
+		}
+		if missing == "" {
+			logf("accept ports ready in %v", time.Since(start).Round(time.Millisecond))
+			return nil
+		}
+		if time.Since(start) > portsTimeout {
+			return fmt.Errorf("port %q not there %v after boot; want every port the host configured", missing, portsTimeout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// runAcceptance waits for the ports, lists them, and runs the selected
+// cases one after another.
 func runAcceptance(spec string) error {
 	cases, err := selectCases(spec)
 	if err != nil {
+		return err
+	}
+	if err := waitPorts(cases); err != nil {
+		return err
+	}
+	if err := listPorts(); err != nil {
 		return err
 	}
 	start := time.Now()
@@ -136,13 +191,14 @@ func runCase(ac acceptCase) error {
 	if err != nil {
 		return err
 	}
+	c := &caseCtx{name: ac.name, dev: dev}
 	done := make(chan error, 1)
-	go func() { done <- ac.run(&caseCtx{name: ac.name, dev: dev}) }()
+	go func() { done <- ac.run(c) }()
 	select {
 	case err := <-done:
 		return err
 	case <-time.After(caseTimeout):
-		return fmt.Errorf("did not finish within %v", caseTimeout)
+		return fmt.Errorf("did not finish within %v (%d bytes moved)", caseTimeout, c.progress.Load())
 	}
 }
 

@@ -18,6 +18,8 @@
 //	ports    list the virtio-serial ports, one
 //	         "vmm-init: port vportNpM name=X" line each; status 0
 //	exit=N   status N (0..255)
+//	vs=JOBS  virtio-serial transfers (vs.go)
+//	accept[=CASE,…]  the virtio-serial acceptance cases (acceptance.go)
 //
 // Build it with CGO_ENABLED=0 (tests/guest/linux/mkinitrd does).
 package main
@@ -121,6 +123,11 @@ func run(cmd string) (int, error) {
 			return failStatus, err
 		}
 		return 0, nil
+	case cmd == "accept" || strings.HasPrefix(cmd, "accept="):
+		if err := runAcceptance(strings.TrimPrefix(strings.TrimPrefix(cmd, "accept"), "=")); err != nil {
+			return failStatus, err
+		}
+		return 0, nil
 	case strings.HasPrefix(cmd, "exit="):
 		n, err := strconv.Atoi(strings.TrimPrefix(cmd, "exit="))
 		if err != nil || n < 0 || n > 255 {
@@ -128,7 +135,7 @@ func run(cmd string) (int, error) {
 		}
 		return n, nil
 	}
-	return failStatus, errors.New("unknown command (want marker, ports, vs=JOBS or exit=N)")
+	return failStatus, errors.New("unknown command (want marker, ports, vs=JOBS, accept[=CASES] or exit=N)")
 }
 
 // onlineCPUs reads /sys/devices/system/cpu/online ("0-1,3") and returns
