@@ -424,3 +424,27 @@ func TestRemovePort(t *testing.T) {
 		t.Errorf("%d ports after removal; want 1", n)
 	}
 }
+
+// TestDisconnectedDrop: with disconnected=drop, what the guest writes
+// while no host is connected is consumed and counted, not held; the next
+// peer gets only what comes after it connected.
+func TestDisconnectedDrop(t *testing.T) {
+	r := newRig(t, 2, PortConfig{Nr: -1, Name: "p", DropDisconnected: true})
+	r.handshake(1)
+	r.open(1)
+	r.waitFor("port open", func() bool { return r.stats(1).GuestOpen })
+	lost := pattern(0, 1<<20)
+	for off := 0; off < len(lost); {
+		off += r.write(1, lost[off:])
+		r.waitFor("buffers consumed", func() bool { return r.stats(1).Dropped >= uint64(off) })
+	}
+	if s := r.stats(1); s.Dropped != uint64(len(lost)) || s.Throttled || s.BytesHeld != 0 {
+		t.Fatalf("stats = %+v; want %d bytes dropped, nothing held, not throttled", s, len(lost))
+	}
+	host := r.be["p"].connect(t)
+	defer unix.Close(host)
+	r.write(1, []byte("after"))
+	if got := readAll(t, host, 5); string(got) != "after" {
+		t.Errorf("peer got %q; want only what was written after it connected", got)
+	}
+}
