@@ -448,3 +448,47 @@ func TestDisconnectedDrop(t *testing.T) {
 		t.Errorf("peer got %q; want only what was written after it connected", got)
 	}
 }
+
+// TestPeerLeavesWithDataQueued: the peer sends more than the guest has
+// room for, then shuts its read side (so the device's next write fails)
+// and leaves. What it sent still reaches the guest, in order, before
+// anything from the next peer. (Found by the soak: the write-failure
+// path used to drop the socket with data unread.)
+func TestPeerLeavesWithDataQueued(t *testing.T) {
+	r := newRig(t, 2, PortConfig{Nr: -1, Name: "p"})
+	be := r.be["p"]
+	host := be.connect(t)
+	r.handshake(1)
+	r.open(1)
+	r.waitFor("port open", func() bool { return r.stats(1).GuestOpen })
+	want := pattern(0, 4<<20)
+	sent := 0
+	for sent < len(want) {
+		n, err := unix.Write(host, want[sent:min(sent+(64<<10), len(want))])
+		if n > 0 {
+			sent += n
+			continue
+		}
+		if err == unix.EAGAIN {
+			break // guest buffers and socket buffer are full
+		}
+		t.Fatal(err)
+	}
+	unix.Shutdown(host, unix.SHUT_RD)
+	r.write(1, []byte("provoke EPIPE"))
+	r.expectControl(controlMsg{id: 1, event: eventPortOpen, value: 0})
+	unix.Close(host)
+	host2 := be.connect(t)
+	defer unix.Close(host2)
+	next := []byte("from the next peer")
+	unix.Write(host2, next)
+	var got []byte
+	r.waitFor("every byte of both peers", func() bool {
+		got = append(got, r.read(1)...)
+		return len(got) >= sent+len(next)
+	})
+	if !bytes.Equal(got[:sent], want[:sent]) || !bytes.Equal(got[sent:], next) {
+		t.Errorf("guest got %d bytes (equal prefix %d of the first peer's %d); want the first peer's data, then %q",
+			len(got), commonPrefix(got, want[:sent]), sent, next)
+	}
+}

@@ -25,8 +25,9 @@ type Port struct {
 	guestOpen bool // the guest has the port open
 	removed   bool
 
-	conn      chardev.Conn
-	connected bool
+	conn          chardev.Conn
+	connected     bool
+	disconnecting bool
 	// Readiness of the connection's fds, from edge-triggered epoll: set
 	// by events, cleared by EAGAIN. Unpollable fds (regular files) stay
 	// ready.
@@ -37,6 +38,9 @@ type Port struct {
 	txHeld *virtio.Chain // guest→host chain not yet fully written
 	txOff  int           // bytes of txHeld already written
 	rxHeld *virtio.Chain // popped host→guest chain the backend had no data for
+	// leftover is what a departed peer had sent that the guest had no
+	// room for when it left; it goes to the guest first.
+	leftover []byte
 
 	throttled   bool
 	consoleBuf  *byteRing // console output the host could not take yet
@@ -134,10 +138,17 @@ func (p *Port) event(fd int, ev uint32) {
 // disconnect ends the current connection: the guest sees PORT_OPEN(0),
 // held data stays for the next peer. Caller holds mu.
 func (p *Port) disconnect() {
-	if !p.connected {
+	if !p.connected || p.disconnecting {
 		return
 	}
 	c := p.conn
+	// What the peer sent before leaving is the guest's: what it has room
+	// for goes in now, the rest is salvaged. (fillRX may find EOF and
+	// come back here; disconnecting stops that.)
+	p.disconnecting = true
+	p.fillRX()
+	p.salvage()
+	p.disconnecting = false
 	for _, fd := range []int{c.R, c.W} {
 		if fd >= 0 {
 			p.d.loop.Remove(fd)
@@ -152,6 +163,59 @@ func (p *Port) disconnect() {
 	slog.Info("virtio-serial: host disconnected", "port", p.label(), "held", p.heldBytes())
 }
 
+// salvage keeps what the departing peer sent that is still queued in
+// the connection (the guest had no room for it yet): it is read into
+// p.leftover, which is bounded by the kernel's socket buffer, and
+// reaches the guest before anything from the next peer. Caller holds mu.
+func (p *Port) salvage() {
+	c := p.conn
+	if !c.EOFIsDisconnect || c.R < 0 {
+		return
+	}
+	pending, err := unix.IoctlGetInt(c.R, unix.SIOCINQ)
+	if err != nil || pending <= 0 {
+		return
+	}
+	buf := make([]byte, pending)
+	n := 0
+	for n < len(buf) {
+		k, err := unix.Read(c.R, buf[n:])
+		if k <= 0 || err != nil {
+			break
+		}
+		n += k
+	}
+	p.leftover = append(p.leftover, buf[:n]...)
+}
+
+// deliverLeftover copies salvaged bytes into the guest's RX buffers.
+// It reports whether all of it went. Caller holds mu.
+func (p *Port) deliverLeftover(q *virtio.Queue) (all, pushed bool) {
+	for len(p.leftover) > 0 {
+		c := p.rxHeld
+		p.rxHeld = nil
+		if c == nil {
+			var err error
+			if c, err = q.Pop(); err != nil || c == nil {
+				if err == nil && q.EnableNotifications() {
+					continue
+				}
+				return false, pushed
+			}
+		}
+		n := scatter(c.Writable, p.leftover)
+		if err := q.PushUsed(c, uint32(n)); err != nil {
+			logQueueError(p.label()+" rx", err)
+			return false, pushed
+		}
+		p.leftover = p.leftover[n:]
+		p.bytesIn += uint64(n)
+		pushed = true
+	}
+	p.leftover = nil
+	return true, pushed
+}
+
 // resetGuestState forgets what the guest had: on device reset or unplug
 // (the only times guest data is dropped). Caller holds mu.
 func (p *Port) resetGuestState() {
@@ -160,6 +224,8 @@ func (p *Port) resetGuestState() {
 		p.dropped += uint64(int(p.txHeld.ReadableLen) - p.txOff)
 	}
 	p.txHeld, p.txOff, p.rxHeld = nil, 0, nil
+	p.dropped += uint64(len(p.leftover))
+	p.leftover = nil
 	p.throttled = false
 }
 
@@ -349,11 +415,23 @@ func (p *Port) fillRX() {
 	if p.console && p.consoleBuf.len() > 0 {
 		p.flushConsole()
 	}
-	if !p.connected || p.conn.R < 0 || !p.readable || p.inputDone || !p.guestOpen {
+	if !p.guestOpen {
 		return
 	}
 	q := p.d.queue(rxQueueIndex(p.id))
 	if q == nil {
+		return
+	}
+	if len(p.leftover) > 0 {
+		all, pushed := p.deliverLeftover(q)
+		if pushed {
+			p.d.pushed(q)
+		}
+		if !all {
+			return // the next peer's data waits behind the last one's
+		}
+	}
+	if !p.connected || p.conn.R < 0 || !p.readable || p.inputDone {
 		return
 	}
 	done := false
