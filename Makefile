@@ -11,9 +11,10 @@ GUEST     := tests/guest/build/guest.elf
 DEBIAN    := $(BUILD)/debian
 LINUX     := $(BUILD)/linux
 FUZZTIME  ?= 20s
+DURATION  ?= 10m
 export CGO_ENABLED := 0
 
-.PHONY: all vmm guest guest-linux deps kernels demo test vet unit bench fuzz clean
+.PHONY: all vmm guest guest-linux deps kernels demo test vet unit bench fuzz soak clean
 
 all: vmm guest
 
@@ -70,6 +71,12 @@ test: deps kernels guest-linux vet vmm guest
 
 bench: deps vmm guest guest-linux
 	$(GO) run ./tests/bench -vmm $(VMM) -guest $(GUEST) -linux $(LINUX) -out $(BUILD)/bench.txt
+
+# soak: every port both ways for DURATION under a seeded chaos schedule
+# (slow and paused readers, reconnects, killed peers, a pipe without a
+# reader, a pty peer that comes and goes); report in build/soak.
+soak: deps vmm guest
+	$(VMM) soak --duration $(DURATION) --out $(BUILD)/soak --guest $(GUEST)
 
 # Every target that parses guest- or file-controlled data, FUZZTIME each.
 FUZZ_TARGETS := ./boot/:FuzzLoad ./devices/virtio/:FuzzQueuePop ./devices/virtio/:FuzzMMIOAccess \

@@ -10,6 +10,7 @@ import (
 )
 
 const usage = `usage: vmm run -kernel FILE [options]
+       vmm soak [--ports N] [--duration D] [--schedule FILE] [--seed N] [--out DIR]  (chaos soak test; vmm soak -h)
 
 options (QEMU's names and syntax):
   -kernel FILE        bzImage or PVH ELF kernel (required)
@@ -38,6 +39,8 @@ func run(args []string) int {
 	switch args[0] {
 	case "run":
 		return runVM(args[1:])
+	case "soak":
+		return soakCmd(args[1:])
 	case "help", "-h", "-help", "--help":
 		fmt.Print(usage)
 		return 0
