@@ -1,0 +1,85 @@
+package acpi
+
+import "fmt"
+
+// dsdtAML is the DSDT's definition block: the devices under \_SB and
+// the \_S5 sleep package.
+func dsdtAML(c Config) (AML, error) {
+	var devs []AML
+	for i, d := range c.VirtioMMIO {
+		if i > 0xff {
+			return nil, fmt.Errorf("acpi: more than 256 virtio-mmio devices")
+		}
+		devs = append(devs, Device(fmt.Sprintf("VR%02X", i),
+			Name("_HID", String("LNRO0005")),
+			Name("_UID", Integer(uint64(i))),
+			Name("_CRS", ResourceTemplate(
+				Memory32Fixed(true, d.Base, d.Size),
+				Interrupt(Edge, ActiveHigh, false, d.GSI),
+			)),
+		))
+	}
+	if c.PCI != nil {
+		devs = append(devs, pci0(c.PCI)...)
+	}
+	s5 := uint64(c.S5Type)
+	return append(AML(Scope("_SB", devs...)),
+		Name("_S5", Package(Integer(s5), Integer(s5), Integer(0), Integer(0)))...), nil
+}
+
+// eisa is EISAID for the fixed ids this package uses.
+func eisa(id string) AML {
+	b, err := EISAID(id)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// pci0 is the PCIe host bridge and the motherboard resource device
+// that reserves its ECAM window (Linux ignores MCFG areas that neither
+// e820 nor a PNP0C02 _CRS reserves).
+func pci0(p *PCI) []AML {
+	crs := [][]byte{
+		WordBusNumber(0, uint16(p.LastBus)),
+		IO(0xcf8, 0xcf8, 1, 8),
+		WordIO(0x0000, 0x0cf7),
+		WordIO(0x0d00, 0xffff),
+		DWordMemory(uint32(p.MMIO32.Base), uint32(p.MMIO32.Base+p.MMIO32.Size-1)),
+	}
+	if p.MMIO64.Size != 0 {
+		crs = append(crs, QWordMemory(p.MMIO64.Base, p.MMIO64.Base+p.MMIO64.Size-1))
+	}
+	var prt []AML
+	for _, r := range p.Routes {
+		prt = append(prt, Package(Integer(uint64(r.Slot)<<16|0xffff), Integer(uint64(r.Pin-1)), Integer(0), Integer(uint64(r.GSI))))
+	}
+	host := []AML{
+		Name("_HID", eisa("PNP0A08")),
+		Name("_CID", eisa("PNP0A03")),
+		Name("_SEG", Integer(0)),
+		Name("_BBN", Integer(0)),
+		Name("_UID", Integer(0)),
+		Name("_CRS", ResourceTemplate(crs...)),
+	}
+	if len(prt) > 0 {
+		host = append(host, Name("_PRT", Package(prt...)))
+	}
+	ecamSize := (uint64(p.LastBus) + 1) << 20
+	return []AML{
+		Device("PCI0", host...),
+		Device("MRES",
+			Name("_HID", eisa("PNP0C02")),
+			Name("_UID", Integer(0)),
+			Name("_CRS", ResourceTemplate(Memory32Fixed(false, uint32(p.ECAMBase), uint32(ecamSize)))),
+		),
+	}
+}
+
+func dsdt(c Config) ([]byte, error) {
+	aml, err := dsdtAML(c)
+	if err != nil {
+		return nil, err
+	}
+	return table("DSDT", 2, "GOVMMDSD", aml), nil
+}

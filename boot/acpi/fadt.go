@@ -1,0 +1,45 @@
+package acpi
+
+// FADT (ACPI 6.5 §5.2.9), revision 6, for a hardware-reduced platform:
+// no PM1/GPE blocks, no SCI; power-off goes through the sleep control
+// register with the SLP_TYP that \_S5 names.
+const (
+	fadtSize       = 276
+	fadtRevision   = 6
+	fadtMinor      = 5
+	flagPwrButton  = 1 << 4  // no fixed power button
+	flagSlpButton  = 1 << 5  // no fixed sleep button
+	flagHWReduced  = 1 << 20 // HW_REDUCED_ACPI
+	offDSDT        = 40
+	offBootArch    = 109
+	offFlags       = 112
+	offMinor       = 131
+	offXDSDT       = 140
+	offSleepCtl    = 244
+	offSleepStatus = 256
+	offHypervisor  = 268
+)
+
+// IA-PC boot architecture flags (FADT IAPC_BOOT_ARCH).
+const (
+	BootLegacyDevices = 1 << 0
+	Boot8042          = 1 << 1
+	BootNoVGA         = 1 << 2
+	BootNoMSI         = 1 << 3
+	BootNoASPM        = 1 << 4
+	BootNoCMOSRTC     = 1 << 5
+)
+
+func fadt(dsdt uint64, c Config) []byte {
+	body := make([]byte, fadtSize-headerSize)
+	at := func(off int) []byte { return body[off-headerSize:] }
+	le.PutUint32(at(offDSDT), uint32(dsdt))
+	le.PutUint16(at(offBootArch), c.BootFlags)
+	le.PutUint32(at(offFlags), flagHWReduced|flagPwrButton|flagSlpButton)
+	at(offMinor)[0] = fadtMinor
+	le.PutUint64(at(offXDSDT), dsdt)
+	copy(at(offSleepCtl), c.SleepControl.bytes())
+	copy(at(offSleepStatus), c.SleepStatus.bytes())
+	copy(at(offHypervisor), "GOVMM   ")
+	return table("FACP", fadtRevision, "GOVMMFAC", body)
+}
