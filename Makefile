@@ -52,7 +52,7 @@ kernels: deps
 # of its checkable pattern into it while its COM1 heartbeat goes on.
 demo: deps vmm guest
 	$(VMM) run -kernel $(GUEST) -smp 2 -m 256M \
-		-device virtio-serial -chardev file,id=demo,path=$(BUILD)/demo-port.out \
+		-device virtio-serial-device -chardev file,id=demo,path=$(BUILD)/demo-port.out \
 		-device virtserialport,chardev=demo,name=org.vmm.demo \
 		-append "echo hello from the vmm test guest; smp; timer; probe; vs-ports; vs org.vmm.demo:w:64M; echo press Ctrl-A x to quit or wait; loop 1000000000; exit 0"
 	@echo "demo: the guest wrote $$(stat -c %s $(BUILD)/demo-port.out) bytes to $(BUILD)/demo-port.out through virtio-serial"

@@ -33,6 +33,11 @@ type Config struct {
 	// VirtioMMIO devices are placed in the MMIO hole, each with its own
 	// interrupt, and announced on the kernel command line.
 	VirtioMMIO []virtio.Device
+	// VirtioPCI devices sit behind a PCI host bridge, one slot each.
+	VirtioPCI []virtio.Device
+	// NoACPI leaves out the ACPI tables (QEMU's -machine acpi=off); the
+	// MP table is always there for kernels built without ACPI.
+	NoACPI bool
 }
 
 // Exit is how a VM ended: Status is the process exit status vmm should
@@ -54,7 +59,7 @@ type Machine struct {
 	supportedCPUID []kvm.CPUIDEntry
 	uart           *devices.UART
 	postFD         int
-	transports     []*virtio.MMIO
+	closers        []io.Closer // transports, closed before the VM
 
 	mu sync.Mutex
 	// vcpus are the vCPUs created so far; guarded by mu.
@@ -113,8 +118,21 @@ func New(cfg Config) (_ *Machine, err error) {
 	if err != nil {
 		return nil, err
 	}
+	slots, err := m.addVirtioPCI()
+	if err != nil {
+		return nil, err
+	}
 	if m.entry, err = boot.Load(m.mem, m.mem.RAM(), cfg.Kernel, cfg.Initrd, cmdline); err != nil {
 		return nil, err
+	}
+	if !cfg.NoACPI {
+		rsdp, err := m.addACPI(slots)
+		if err != nil {
+			return nil, fmt.Errorf("ACPI tables: %w", err)
+		}
+		if err := m.entry.SetRSDP(m.mem, rsdp); err != nil {
+			return nil, err
+		}
 	}
 	if err = boot.WriteMPTable(m.mem, boot.MPTableAddr(cfg.CPUs), cfg.CPUs); err != nil {
 		return nil, fmt.Errorf("MP table: %w", err)
@@ -241,7 +259,7 @@ func (m *Machine) Close() error {
 		<-v.exited
 		errs = append(errs, v.cpu.Close())
 	}
-	for _, t := range m.transports {
+	for _, t := range m.closers {
 		errs = append(errs, t.Close())
 	}
 	if m.vm != nil {

@@ -28,7 +28,7 @@ func (m *Machine) addVirtioMMIO(cmdline string) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("virtio-mmio device %d: %w", i, err)
 		}
-		m.transports = append(m.transports, t)
+		m.closers = append(m.closers, t)
 		if err := m.mmio.Add(base, t.Size(), fmt.Sprintf("virtio-mmio.%d", i), t); err != nil {
 			return "", err
 		}

@@ -241,7 +241,7 @@ func vmmArgs(cfg Config, ports []PortSpec, s *Schedule, e *env) ([]string, error
 	// A guest job may see no progress while its port is away or paused.
 	timeout := max(60*time.Second, 2*s.MaxFor()+30*time.Second)
 	maxPorts := min(len(ports)+1, MaxPorts)
-	args := []string{"run", "-kernel", cfg.Guest, "-m", "256M", "-device", fmt.Sprintf("virtio-serial,max_ports=%d", maxPorts)}
+	args := []string{"run", "-kernel", cfg.Guest, "-m", "256M", "-device", fmt.Sprintf("virtio-serial-device,max_ports=%d", maxPorts)}
 	var jobs []string
 	for i, p := range ports {
 		nr := i + 1

@@ -64,7 +64,7 @@ func TestLinuxAcceptance(t *testing.T) {
 	args := []string{"-kernel", vmlinux, "-initrd", initrd, "-m", "256M",
 		"-smp", smp, "-cpu", linuxCPU,
 		"-append", linuxCmdline + " vmm.cmd=" + cmd,
-		"-device", fmt.Sprintf("virtio-serial,max_ports=%d", len(acceptanceCases)+1),
+		"-device", fmt.Sprintf("virtio-serial-device,max_ports=%d", len(acceptanceCases)+1),
 		"-chardev", "null,id=con", "-device", "virtconsole,chardev=con,name=org.vmm.console",
 	}
 	for _, n := range acceptanceCases {

@@ -75,7 +75,7 @@ func sha256Of(b []byte) string { return fmt.Sprintf("%x", sha256.Sum256(b)) }
 func TestPtyPort(t *testing.T) {
 	needKVM(t)
 	const size = 1 << 20
-	args := []string{"run", "-kernel", guestELF(t), "-m", "256M", "-device", "virtio-serial",
+	args := []string{"run", "-kernel", guestELF(t), "-m", "256M", "-device", "virtio-serial-device",
 		"-chardev", "pty,id=tty", "-device", "virtserialport,chardev=tty,name=tty",
 		"-append", "vs-timeout 60; vs tty:w:1M; exit 0"}
 	cmd, stdout, stderr := startPiped(t, vmmBinary(t), args...)

@@ -33,7 +33,7 @@ func TestFlowControlA_ServerPeerNeverReads(t *testing.T) {
 	needKVM(t)
 	sock := filepath.Join(t.TempDir(), "a.sock")
 	done := vmWith(t, "vs-timeout 2; vs a:w:1G; exit 0",
-		"-device", "virtio-serial", "-chardev", "socket,id=a,path="+sock+",server=on,wait=off",
+		"-device", "virtio-serial-device", "-chardev", "socket,id=a,path="+sock+",server=on,wait=off",
 		"-device", "virtserialport,chardev=a,name=a")
 	c := dial(t, sock)
 	defer c.Close()
@@ -67,7 +67,7 @@ func TestFlowControlB_ClientToListener(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	done := vmWith(t, "vs b:w:8M; exit 0",
-		"-device", "virtio-serial", "-chardev", "socket,id=b,path="+sock,
+		"-device", "virtio-serial-device", "-chardev", "socket,id=b,path="+sock,
 		"-device", "virtserialport,chardev=b,name=b")
 	r := finish(t, done)
 	checkLines(t, r.stdout, []string{"guest: vs b:w:8M done bytes=8388608"})
@@ -94,7 +94,7 @@ func TestFlowControlC_PipeWithoutReader(t *testing.T) {
 	}
 	const size = 32 << 20
 	done := vmWith(t, "vs-timeout 120; vs c:w:32M; exit 0",
-		"-device", "virtio-serial", "-chardev", "pipe,id=c,path="+base,
+		"-device", "virtio-serial-device", "-chardev", "pipe,id=c,path="+base,
 		"-device", "virtserialport,chardev=c,name=c")
 	time.Sleep(2 * time.Second) // nobody reads: the port stalls, the guest does not
 	f, err := os.Open(base + ".out")
@@ -118,7 +118,7 @@ func TestFlowControlD_ReconnectThenWrite(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "d.sock")
 	// The guest writes 1 MiB, then 1 MiB more after the first peer left.
 	done := vmWith(t, "vs d:w:1M; vs-timeout 60; vs d:w:1M; exit 0",
-		"-device", "virtio-serial", "-chardev", "socket,id=d,path="+sock+",server=on,wait=off",
+		"-device", "virtio-serial-device", "-chardev", "socket,id=d,path="+sock+",server=on,wait=off",
 		"-device", "virtserialport,chardev=d,name=d")
 	c := dial(t, sock)
 	if err := receive(c, 0, 1<<20); err != nil {
@@ -142,7 +142,7 @@ func TestFlowControlE_OpenWriteClose(t *testing.T) {
 	const chunk = 4096
 	total := 200 * chunk
 	done := vmWith(t, fmt.Sprintf("vs-timeout 120; vs e:r:%d; exit 0", total),
-		"-device", "virtio-serial", "-chardev", "socket,id=e,path="+sock+",server=on,wait=off",
+		"-device", "virtio-serial-device", "-chardev", "socket,id=e,path="+sock+",server=on,wait=off",
 		"-device", "virtserialport,chardev=e,name=e")
 	off := int64(0)
 	for i := 0; i < 100; i++ {
@@ -169,7 +169,7 @@ func TestFlowControlE_OpenWriteClose(t *testing.T) {
 func TestMaxPorts31(t *testing.T) {
 	needKVM(t)
 	dir := t.TempDir()
-	args := []string{"-device", "virtio-serial,max_ports=31"}
+	args := []string{"-device", "virtio-serial-device,max_ports=31"}
 	var jobs []string
 	for i := 1; i <= 30; i++ {
 		n := fmt.Sprintf("p%d", i)

@@ -24,7 +24,7 @@ func TestLinuxVirtioSerial(t *testing.T) {
 	jobs := fmt.Sprintf("org.vmm.out:w:%d,org.vmm.in:r:%d,org.vmm.stuck:s:64M", size, size)
 	args := []string{"run", "-kernel", vmlinux, "-initrd", initrd, "-m", "256M",
 		"-append", linuxCmdline + " vmm.cmd=vs=" + jobs,
-		"-device", "virtio-serial,max_ports=8",
+		"-device", "virtio-serial-device,max_ports=8",
 		"-chardev", "null,id=con", "-device", "virtconsole,chardev=con,name=org.vmm.console",
 	}
 	for _, p := range []string{"out", "in", "stuck"} {

@@ -19,7 +19,7 @@ func serialVM(t *testing.T, names []string, cmdline string) (map[string]string, 
 	t.Helper()
 	dir := t.TempDir()
 	socks := map[string]string{}
-	args := []string{"run", "-kernel", guestELF(t), "-m", "256M", "-device", "virtio-serial,max_ports=8"}
+	args := []string{"run", "-kernel", guestELF(t), "-m", "256M", "-device", "virtio-serial-device,max_ports=8"}
 	for _, n := range names {
 		socks[n] = filepath.Join(dir, n+".sock")
 		args = append(args, "-chardev", fmt.Sprintf("socket,id=%s,path=%s,server=on,wait=off", n, socks[n]),

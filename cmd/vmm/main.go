@@ -22,6 +22,11 @@ options (QEMU's names and syntax):
                       CPUID the guest sees (QEMU feature names)
   -serial stdio|null|file:PATH
                       where COM1 goes; default stdio (Ctrl-A x quits)
+  -machine acpi=on|off  ACPI tables (default on; the MP table is always there)
+  -chardev BACKEND,id=ID[,...]  socket, pipe, pty, file, ringbuf, stdio, null
+  -device virtio-serial[-pci|-device][,max_ports=N]   (virtio-serial is PCI)
+  -device virtserialport,chardev=ID[,name=N][,nr=N][,disconnected=hold|drop]
+  -device virtconsole,chardev=ID[,name=N][,nr=N][,limit=BYTES]
 
 environment: VMM_LOG=debug|info|warn|error sets the log level (default warn).
 `

@@ -18,12 +18,13 @@ type options struct {
 	serial         string // "stdio", "null" or "file:PATH"
 	serialGiven    bool
 	devices        serialDevices
+	acpi           bool
 }
 
 // parseOptions reads QEMU-style options: `-name value`, `--name value`
 // and `-name=value` are all accepted.
 func parseOptions(args []string) (*options, error) {
-	o := &options{memSize: 256 << 20, cpus: 1, serial: "stdio",
+	o := &options{memSize: 256 << 20, cpus: 1, serial: "stdio", acpi: true,
 		devices: serialDevices{chardevs: map[string]*chardevSpec{}}}
 	for i := 0; i < len(args); i++ {
 		a := args[i]
@@ -36,7 +37,8 @@ func parseOptions(args []string) (*options, error) {
 			name, value, hasValue = k, v, true
 		}
 		takesValue := map[string]bool{"kernel": true, "initrd": true, "append": true,
-			"m": true, "smp": true, "cpu": true, "serial": true, "chardev": true, "device": true}
+			"m": true, "smp": true, "cpu": true, "serial": true, "chardev": true, "device": true,
+			"machine": true, "M": true}
 		if !takesValue[name] {
 			if name == "nographic" || name == "enable-kvm" {
 				continue // what QEMU users type out of habit; always true here
@@ -77,6 +79,8 @@ func parseOptions(args []string) (*options, error) {
 			}
 		case "device":
 			err = o.devices.addDevice(value)
+		case "machine", "M":
+			o.acpi, err = parseMachine(value)
 		}
 		if err != nil {
 			return nil, err
@@ -167,6 +171,28 @@ func parseSMP(s string) (int, error) {
 		return 0, fmt.Errorf("-smp %s: at least one vCPU is needed", s)
 	}
 	return n, nil
+}
+
+// parseMachine reads `-machine [TYPE,]acpi=on|off`. The machine is
+// always vmm's own; QEMU's type names are accepted for familiarity.
+func parseMachine(s string) (acpi bool, err error) {
+	acpi = true
+	for i, part := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(part, "=")
+		switch {
+		case !ok && i == 0:
+			switch k {
+			case "pc", "q35", "microvm", "vmm", "none":
+			default:
+				return false, fmt.Errorf("-machine %s: unknown machine type %q (this is a pc-like machine; acpi= is the option)", s, k)
+			}
+		case k == "acpi" && (v == "on" || v == "off"):
+			acpi = v == "on"
+		default:
+			return false, fmt.Errorf("-machine %s: unknown property %q (want acpi=on|off)", s, part)
+		}
+	}
+	return acpi, nil
 }
 
 func checkSerial(s string) error {

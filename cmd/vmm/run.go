@@ -60,7 +60,7 @@ func boot(o *options) (int, error) {
 	loopErr := make(chan error, 1)
 	go func() { loopErr <- loop.Run() }()
 
-	var virtioDevs []virtio.Device
+	var mmioDevs, pciDevs []virtio.Device
 	if serialCfg != nil {
 		serialCfg.Loop = loop
 		vs, err := virtioserial.New(*serialCfg)
@@ -71,13 +71,17 @@ func boot(o *options) (int, error) {
 		if err := vs.Start(); err != nil {
 			return 0, err
 		}
-		virtioDevs = append(virtioDevs, vs)
+		if o.devices.pci {
+			pciDevs = append(pciDevs, vs)
+		} else {
+			mmioDevs = append(mmioDevs, vs)
+		}
 	}
 
 	m, err := machine.New(machine.Config{
 		MemSize: o.memSize, CPUs: o.cpus, Kernel: kernel, Initrd: initrd,
 		Cmdline: o.cmdline, CPUFeatures: o.cpu, SerialOut: serial.out,
-		VirtioMMIO: virtioDevs,
+		VirtioMMIO: mmioDevs, VirtioPCI: pciDevs, NoACPI: !o.acpi,
 	})
 	if err != nil {
 		return 0, err

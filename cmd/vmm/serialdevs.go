@@ -120,6 +120,7 @@ func socketConfig(o *qemuOpts, id string) (chardev.SocketConfig, error) {
 // serialDevices collects -device options for the virtio-serial bus.
 type serialDevices struct {
 	bus      *qemuOpts   // the virtio-serial controller
+	pci      bool        // its transport: virtio-pci, else virtio-mmio
 	ports    []*qemuOpts // virtserialport and virtconsole
 	chardevs map[string]*chardevSpec
 }
@@ -131,15 +132,16 @@ func (s *serialDevices) addDevice(v string) error {
 		return err
 	}
 	switch o.driver {
-	case "virtio-serial", "virtio-serial-device":
+	case "virtio-serial", "virtio-serial-pci", "virtio-serial-device":
 		if s.bus != nil {
 			return fmt.Errorf("-device %s: only one virtio-serial device is supported", o.driver)
 		}
 		s.bus = o
+		// QEMU's names: -device (virtio-mmio) or -pci; the bare name is
+		// PCI, as on QEMU's PC machines.
+		s.pci = o.driver != "virtio-serial-device"
 	case "virtserialport", "virtconsole":
 		s.ports = append(s.ports, o)
-	case "virtio-serial-pci":
-		return fmt.Errorf("-device virtio-serial-pci: the PCI transport is not built yet; use virtio-serial-device (virtio-mmio)")
 	default:
 		return fmt.Errorf("-device %s: unknown device (want virtio-serial, virtserialport or virtconsole)", o.driver)
 	}

@@ -24,7 +24,7 @@ func serialArgv(name, vmm, guest, sock, cmdline string) []string {
 		"-device", "virtserialport,chardev=p,name=p"}
 	if name == "vmm" {
 		return append([]string{vmm, "run", "-kernel", guest, "-m", "128M", "-append", cmdline,
-			"-device", "virtio-serial"}, chardev...)
+			"-device", "virtio-serial-device"}, chardev...)
 	}
 	a := append(qemuArgv(), "-kernel", guest, "-append", cmdline,
 		"-global", "virtio-mmio.force-legacy=false", "-device", "virtio-serial-device")

@@ -45,3 +45,16 @@ void ioapic_route(uint32_t base, int pin, uint8_t vector, uint8_t dest, int mask
 	ioapic_write(base, (uint8_t)(0x11 + 2 * pin), (uint32_t)dest << 24);
 	ioapic_write(base, (uint8_t)(0x10 + 2 * pin), vector | (masked ? 1u << 16 : 0));
 }
+
+void ioapic_for_gsi(uint32_t gsi, uint32_t *base, int *pin)
+{
+	struct mp_info mp;
+	*base = IOAPIC_BASE;
+	if (mp_parse(&mp) && mp.ioapic_addr)
+		*base = mp.ioapic_addr;
+	*pin = (int)gsi;
+	if (gsi >= 24) {        /* QEMU microvm's second IOAPIC: GSI 24.. */
+		*base = 0xfec10000;
+		*pin = (int)gsi - 24;
+	}
+}

@@ -30,8 +30,16 @@ struct hvm_memmap_entry {
 /* Port and memory-mapped I/O; all fine at CPL3 with IOPL=3. */
 static inline void outb(uint16_t port, uint8_t v) { __asm__ volatile("outb %0, %1" :: "a"(v), "Nd"(port)); }
 static inline uint8_t inb(uint16_t port) { uint8_t v; __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port)); return v; }
+static inline void outw(uint16_t port, uint16_t v) { __asm__ volatile("outw %0, %1" :: "a"(v), "Nd"(port)); }
+static inline uint16_t inw(uint16_t port) { uint16_t v; __asm__ volatile("inw %1, %0" : "=a"(v) : "Nd"(port)); return v; }
+static inline void outl(uint16_t port, uint32_t v) { __asm__ volatile("outl %0, %1" :: "a"(v), "Nd"(port)); }
+static inline uint32_t inl(uint16_t port) { uint32_t v; __asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port)); return v; }
 static inline uint32_t mmio_read32(uintptr_t a) { return *(volatile uint32_t *)a; }
 static inline void mmio_write32(uintptr_t a, uint32_t v) { *(volatile uint32_t *)a = v; }
+static inline uint16_t mmio_read16(uintptr_t a) { return *(volatile uint16_t *)a; }
+static inline void mmio_write16(uintptr_t a, uint16_t v) { *(volatile uint16_t *)a = v; }
+static inline uint8_t mmio_read8(uintptr_t a) { return *(volatile uint8_t *)a; }
+static inline void mmio_write8(uintptr_t a, uint8_t v) { *(volatile uint8_t *)a = v; }
 static inline uint64_t rdtsc(void) { uint32_t lo, hi; __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi)); return ((uint64_t)hi << 32) | lo; }
 static inline void cpu_relax(void) { __asm__ volatile("pause" ::: "memory"); }
 /*
@@ -108,6 +116,8 @@ void lapic_enable(void);
 int lapic_ipi(uint8_t apic, uint32_t icr_low);
 void ioapic_route(uint32_t base, int pin, uint8_t vector, uint8_t dest, int masked);
 uint8_t my_apic_id(void);
+/* The IOAPIC (MP table's, or microvm's second one for GSI >= 24) and pin of a GSI. */
+void ioapic_for_gsi(uint32_t gsi, uint32_t *base, int *pin);
 
 /* main.c */
 extern uint64_t boot_tsc;
@@ -123,7 +133,7 @@ int cmd_smp(int argc, char **argv);
 int cmd_timer(int argc, char **argv);
 extern int cpus_hint;       /* cpus=N from the command line, 0 if absent */
 
-/* vs.c: virtio-serial commands (virtio_mmio.c, virtio_console.c) */
+/* vs.c: virtio-serial commands (virtio_console.c over virtio_mmio.c / virtio_pci.c) */
 int cmd_vs(int argc, char **argv);
 int cmd_vs_ports(int argc, char **argv);
 int cmd_vs_open(int argc, char **argv);
@@ -131,6 +141,7 @@ int cmd_vs_close(int argc, char **argv);
 int cmd_vs_emerg(int argc, char **argv);
 int cmd_vs_timeout(int argc, char **argv);
 int cmd_vs_irq(int argc, char **argv);
+int cmd_vs_msix(int argc, char **argv);
 NORETURN void ap_main(unsigned cpu);
 
 #endif

@@ -209,6 +209,7 @@ static const struct command {
 	{ "vs-emerg", cmd_vs_emerg },
 	{ "vs-timeout", cmd_vs_timeout },
 	{ "vs-irq", cmd_vs_irq },
+	{ "vs-msix", cmd_vs_msix },
 };
 
 static void run(int argc, char **argv)

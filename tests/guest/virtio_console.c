@@ -1,5 +1,7 @@
 /* virtio-console multiport protocol; see virtio_console.h. */
 #include "virtio_console.h"
+#include "virtio_mmio.h"
+#include "virtio_pci.h"
 
 #define CTRL_TX_BUFS    8
 #define CTRL_TIMEOUT_MS 5000
@@ -188,7 +190,7 @@ void vc_tx_reclaim(struct vc_port *p)
 
 void vc_poll(struct vc_dev *d)
 {
-	vm_irq_poll(&d->m);
+	vdev_irq_poll(&d->m);
 	if (d->m.features & F_CONSOLE_MULTIPORT) {
 		struct vq *q = ctrl_rx(d);
 		uint32_t len;
@@ -281,19 +283,13 @@ struct vc_port *vc_find_port(const char *name)
 	return NULL;
 }
 
-static int dev_init(struct vc_dev *d, const struct vm_cmdline_dev *c)
+/* d->m is bound to a transport: negotiate, set up every queue, DRIVER_OK. */
+static int dev_init(struct vc_dev *d)
 {
-	memset(d, 0, sizeof *d);
-	d->m.base = (uintptr_t)c->base;
-	d->m.size = c->size;
-	d->m.irq = c->irq;
-	if (!vm_begin(&d->m, VIRTIO_ID_CONSOLE, F_VERSION_1 | F_CONSOLE_MULTIPORT | F_EVENT_IDX)) {
-		printf("guest: vs skip 0x%lx (magic 0x%x version %u device %u)\n", c->base,
-			       mmio_read32(d->m.base), mmio_read32(d->m.base + VM_VERSION), d->m.device_id);
+	if (!vdev_begin(&d->m, F_VERSION_1 | F_CONSOLE_MULTIPORT | F_EVENT_IDX))
 		return 0;
-	}
 	int multi = !!(d->m.features & F_CONSOLE_MULTIPORT);
-	d->cfg_max_ports = multi ? vm_read(&d->m, VM_CONFIG + 4) : 1;
+	d->cfg_max_ports = multi ? d->m.ops->cfg_read(&d->m, 4, 4) : 1;
 	d->max_ports = d->cfg_max_ports;
 	if (d->max_ports > VC_MAX_PORTS) {
 		printf("guest: vs max_nr_ports %u, using %u\n", d->max_ports, VC_MAX_PORTS);
@@ -306,8 +302,8 @@ static int dev_init(struct vc_dev *d, const struct vm_cmdline_dev *c)
 	if (multi)
 		ok &= vq_setup(&d->m, &d->vqs[2], 2, VQ_MAX) & vq_setup(&d->m, &d->vqs[3], 3, VQ_MAX);
 	if (!ok) {
-		printf("guest: vs device at 0x%lx lacks port 0 or control queues\n", c->base);
-		vm_write(&d->m, VM_STATUS, ST_FAILED);
+		printf("guest: vs device at %s lacks port 0 or control queues\n", vdev_where(&d->m));
+		d->m.ops->set_status(&d->m, ST_FAILED);
 		return 0;
 	}
 	for (uint32_t n = 0; n < d->max_ports; n++) {
@@ -326,9 +322,11 @@ static int dev_init(struct vc_dev *d, const struct vm_cmdline_dev *c)
 		attach_bufs(ctrl_tx(d), CTRL_TX_BUFS, 64);
 		post_rx(ctrl_rx(d));
 	}
-	vm_driver_ok(&d->m);
-	printf("guest: vs dev %d mmio=0x%lx irq=%u features=0x%lx ring=%u\n", d->index,
-	       c->base, c->irq, d->m.features, d->vqs[0].num);
+	vdev_driver_ok(&d->m);
+	char where[64];
+	d->m.ops->describe(&d->m, where, sizeof where);
+	printf("guest: vs dev %d %s features=0x%lx ring=%u\n", d->index,
+	       where, d->m.features, d->vqs[0].num);
 	if (multi) {
 		vq_flush(ctrl_rx(d));
 		d->last_ctrl = rdtsc();
@@ -354,12 +352,25 @@ int vc_init(void)
 	struct vm_cmdline_dev cd[16];
 	int n = vm_cmdline_devices(cd, 16);
 	for (int i = 0; i < n && vc_ndevs < VC_MAX_DEVS; i++) {
-		vc_devs[vc_ndevs].index = vc_ndevs;
-		if (dev_init(&vc_devs[vc_ndevs], &cd[i]))
+		struct vc_dev *d = &vc_devs[vc_ndevs];
+		memset(d, 0, sizeof *d);
+		d->index = vc_ndevs;
+		if (vm_probe(&d->m, &cd[i], VIRTIO_ID_CONSOLE) && dev_init(d))
+			vc_ndevs++;
+	}
+	int npci = 0;
+	while (vc_ndevs < VC_MAX_DEVS) {
+		struct vc_dev *d = &vc_devs[vc_ndevs];
+		memset(d, 0, sizeof *d);
+		d->index = vc_ndevs;
+		if (!vpci_next(&d->m, VIRTIO_ID_CONSOLE))
+			break;
+		npci++;
+		if (dev_init(d))
 			vc_ndevs++;
 	}
 	if (!vc_ndevs) {
-		printf("guest: vs no virtio-console device (%d virtio_mmio.device words)\n", n);
+		printf("guest: vs no virtio-console device (%d virtio_mmio.device words, %d PCI)\n", n, npci);
 		return 0;
 	}
 	/* Wait for PORT_ADD / PORT_NAME / PORT_OPEN to settle. */

@@ -8,7 +8,7 @@
 #ifndef VIRTIO_CONSOLE_H
 #define VIRTIO_CONSOLE_H
 
-#include "virtio_mmio.h"
+#include "virtio.h"
 
 #define VC_MAX_DEVS     4
 #define VC_MAX_PORTS    31          /* queues 0..63 */
@@ -52,7 +52,7 @@ struct vc_port {
 };
 
 struct vc_dev {
-	struct vmdev m;
+	struct vdev m;          /* over virtio-mmio or virtio-pci */
 	int index;
 	uint32_t max_ports;     /* ports with queues (config max_nr_ports, clamped) */
 	uint32_t cfg_max_ports; /* as the device reported it */
@@ -65,7 +65,7 @@ struct vc_dev {
 extern struct vc_dev vc_devs[VC_MAX_DEVS];
 extern int vc_ndevs;
 
-/* Probe the command line's devices once (and wait for the port handshake). */
+/* Probe the command line's mmio devices and bus 0's PCI ones once (and wait for the port handshake). */
 int vc_init(void);
 /* Control RX, TX reclaim, interrupts: one pass over a device. */
 void vc_poll(struct vc_dev *d);

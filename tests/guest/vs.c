@@ -6,13 +6,16 @@
  *   vs-open NAME / vs-close NAME   PORT_OPEN(1) / PORT_OPEN(0)
  *   vs-emerg TEXT            emerg_wr (config offset 8), if offered
  *   vs-timeout SECONDS       stall timeout for vs (default 60)
- *   vs-irq on|off            device interrupts through the IOAPIC when waiting
+ *   vs-irq on|off            device interrupts (IOAPIC or MSI-X) when waiting
+ *   vs-msix on|off           PCI: MSI-X (default) or INTx; before the first vs command
  * NAME is a PORT_NAME or #N (port id). N takes K, M, G suffixes.
  * The data is splitmix64(k / 8) >> 8 * (k % 8) at stream offset k; each
  * port has one stream per direction, counted from 0 at boot and carried
  * across vs commands (echo advances both without checking).
  */
 #include "virtio_console.h"
+#include "virtio_mmio.h"     /* vm_parse_size */
+#include "virtio_pci.h"
 
 #define EXIT_VS_MISMATCH 0xe0
 #define EXIT_VS_STALL    0xe1
@@ -140,25 +143,23 @@ int cmd_vs_emerg(int argc, char **argv)
 	uint32_t n = 0;
 	for (int i = 1; i < argc; i++) {
 		for (const char *s = argv[i]; *s; s++, n++)
-			vm_write(&d->m, VM_CONFIG + 8, (uint8_t)*s);
-		vm_write(&d->m, VM_CONFIG + 8, i + 1 < argc ? ' ' : '\n');
+			d->m.ops->cfg_write(&d->m, 8, (uint8_t)*s, 4);
+		d->m.ops->cfg_write(&d->m, 8, i + 1 < argc ? ' ' : '\n', 4);
 		n++;
 	}
 	printf("guest: vs emerg wrote %u bytes\n", n);
 	return 0;
 }
 
-static void ioapic_for_irq(uint32_t irq, uint32_t *base, int *pin)
+int cmd_vs_msix(int argc, char **argv)
 {
-	struct mp_info mp;
-	*base = IOAPIC_BASE;
-	if (mp_parse(&mp) && mp.ioapic_addr)
-		*base = mp.ioapic_addr;
-	*pin = (int)irq;
-	if (irq >= 24) {        /* QEMU microvm's second IOAPIC: GSI 24.. */
-		*base = 0xfec10000;
-		*pin = (int)irq - 24;
-	}
+	if (argc < 2 || (strcmp(argv[1], "on") && strcmp(argv[1], "off")))
+		usage("vs-msix", "want on or off");
+	if (vc_ndevs)
+		usage("vs-msix", "must come before the first vs command");
+	vpci_use_msix = !strcmp(argv[1], "on");
+	printf("guest: vs-msix %s\n", argv[1]);
+	return 0;
 }
 
 int cmd_vs_irq(int argc, char **argv)
@@ -171,17 +172,11 @@ int cmd_vs_irq(int argc, char **argv)
 	if (on)
 		lapic_enable();
 	for (int i = 0; i < vc_ndevs; i++) {
-		struct vmdev *m = &vc_devs[i].m;
-		uint32_t base;
-		int pin;
-		ioapic_for_irq(m->irq, &base, &pin);
+		struct vdev *m = &vc_devs[i].m;
 		uint8_t vec = (uint8_t)(VEC_VS_BASE + i);
 		m->irq_seen = irq_counts[vec];
 		m->vector = on ? vec : 0;
-		ioapic_route(base, pin, vec, bsp, !on);
-		uint32_t st = vm_read(m, VM_INT_STATUS);        /* a stale level would hide the next edge */
-		if (st)
-			vm_write(m, VM_INT_ACK, st);
+		m->ops->irq_route(m, vec, bsp, on);
 	}
 	if (on)
 		irq_enable();

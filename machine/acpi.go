@@ -1,0 +1,39 @@
+package machine
+
+import "vmm/boot/acpi"
+
+// addACPI builds the ACPI tables (MADT with every vCPU, the virtio-mmio
+// devices, the PCI host bridge and MCFG, and a sleep register through
+// which the guest's poweroff ends the VM) and places the power-off port.
+// It returns the RSDP address.
+func (m *Machine) addACPI(slots []pciSlot) (uint64, error) {
+	cfg := acpi.Config{
+		Memory:       m.mem,
+		CPUs:         m.cfg.CPUs,
+		IOAPICID:     uint8(m.cfg.CPUs), // the MP table's IOAPIC id too
+		SleepControl: acpi.SleepRegister(acpi.DefaultSleepPort),
+		SleepStatus:  acpi.SleepRegister(acpi.DefaultSleepPort),
+		BootFlags:    acpi.Boot8042,
+	}
+	for i := range m.cfg.VirtioMMIO {
+		cfg.VirtioMMIO = append(cfg.VirtioMMIO, acpi.MMIODevice{
+			Base: uint32(virtioMMIOBase + uint64(i)*0x1000), Size: 0x1000, GSI: virtioGSIs[i]})
+	}
+	if len(slots) > 0 {
+		p := &acpi.PCI{ECAMBase: ecamBase, MMIO32: acpi.Window{Base: pciMMIO32Base, Size: pciMMIO32Size}}
+		for _, s := range slots {
+			p.Routes = append(p.Routes, acpi.INTxRoute{Slot: s.slot, Pin: 1, GSI: s.gsi})
+		}
+		cfg.PCI = p
+	}
+	tables, err := acpi.Build(cfg)
+	if err != nil {
+		return 0, err
+	}
+	sleep := &acpi.SleepControl{S5Type: acpi.SleepTypeS5,
+		PowerOff: func() { m.stop(Exit{Status: 0, Reason: "guest power off (ACPI S5)"}) }}
+	if err := m.pio.Add(acpi.DefaultSleepPort, 1, "acpi-sleep", sleep); err != nil {
+		return 0, err
+	}
+	return tables.RSDP, nil
+}

@@ -1,0 +1,62 @@
+package machine
+
+import (
+	"fmt"
+
+	"vmm/devices/pci"
+	"vmm/devices/virtio"
+)
+
+// PCI placement: the ECAM window (bus 0) and the 32-bit BAR window in
+// the MMIO hole, below the virtio-mmio windows and the IOAPIC.
+const (
+	ecamBase      = 0xE000_0000
+	pciMMIO32Base = 0xC000_0000
+	pciMMIO32Size = 0x2000_0000
+	// INTx: slot s, pin A, swizzled onto GSIs 16–23 (the IOAPIC's PCI
+	// pins), as QEMU's pc machine does; the same routes go into _PRT.
+	pciINTxBase = 16
+)
+
+// pciSlot is one virtio-pci function as placed.
+type pciSlot struct {
+	slot int
+	gsi  uint32
+}
+
+// addVirtioPCI puts a PCI host bridge on the buses (mechanism #1 and
+// ECAM) and each virtio device behind a virtio-pci transport with MSI-X
+// (vectors routed through one GSI routing table) and INTx fallback.
+func (m *Machine) addVirtioPCI() ([]pciSlot, error) {
+	root := pci.NewRoot()
+	if err := m.pio.Add(pci.ConfigIOPort, pci.ConfigIOSize, "pci-cf8", root.ConfigIO()); err != nil {
+		return nil, err
+	}
+	if err := m.mmio.Add(ecamBase, pci.ECAMBusSize, "pci-ecam", root.ECAM()); err != nil {
+		return nil, err
+	}
+	router := pci.NewGSIRouter(m.vm, pci.DefaultIRQChipRoutes(), pci.IOAPICPins)
+	var slots []pciSlot
+	for i, dev := range m.cfg.VirtioPCI {
+		slot := i + 1
+		bar := uint64(pciMMIO32Base) + uint64(i)*virtio.PCIBARSize
+		if bar+virtio.PCIBARSize > pciMMIO32Base+pciMMIO32Size {
+			return nil, fmt.Errorf("virtio-pci device %d: no room in the PCI window", i)
+		}
+		gsi := uint32(pciINTxBase + slot%8)
+		t, err := virtio.NewPCI(dev, m.mem, m.vm, router, virtio.PCIOptions{BARAddr: bar,
+			INTx: func(level bool) { m.vm.IRQLine(gsi, level) }})
+		if err != nil {
+			return nil, fmt.Errorf("virtio-pci device %d: %w", i, err)
+		}
+		m.closers = append(m.closers, t)
+		if err := root.Add(slot, t); err != nil {
+			return nil, err
+		}
+		if err := m.mmio.Add(bar, t.Size(), fmt.Sprintf("virtio-pci.%d", i), t); err != nil {
+			return nil, err
+		}
+		slots = append(slots, pciSlot{slot: slot, gsi: gsi})
+	}
+	return slots, nil
+}
