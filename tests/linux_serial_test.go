@@ -17,6 +17,17 @@ import (
 // only its own writer while the other transfers and the heartbeat go on.
 func TestLinuxVirtioSerial(t *testing.T) {
 	needKVM(t)
+	// The same driver over both transports: virtio-mmio, and virtio-pci
+	// with MSI-X behind the PCI host bridge.
+	for _, transport := range []string{"virtio-serial-device", "virtio-serial-pci"} {
+		t.Run(transport, func(t *testing.T) {
+			t.Parallel()
+			linuxVirtioSerial(t, transport)
+		})
+	}
+}
+
+func linuxVirtioSerial(t *testing.T, transport string) {
 	vmlinux, initrd := linuxKernel(t)
 	dir := t.TempDir()
 	sock := func(n string) string { return filepath.Join(dir, n+".sock") }
@@ -24,7 +35,7 @@ func TestLinuxVirtioSerial(t *testing.T) {
 	jobs := fmt.Sprintf("org.vmm.out:w:%d,org.vmm.in:r:%d,org.vmm.stuck:s:64M", size, size)
 	args := []string{"run", "-kernel", vmlinux, "-initrd", initrd, "-m", "256M",
 		"-append", linuxCmdline + " vmm.cmd=vs=" + jobs,
-		"-device", "virtio-serial-device,max_ports=8",
+		"-device", transport + ",max_ports=8",
 		"-chardev", "null,id=con", "-device", "virtconsole,chardev=con,name=org.vmm.console",
 	}
 	for _, p := range []string{"out", "in", "stuck"} {
