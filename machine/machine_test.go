@@ -65,6 +65,14 @@ func TestMachineLayout(t *testing.T) {
 	if id := readID(1); id != 0x1043<<16|0x1af4 {
 		t.Errorf("00:01.0 vendor/device = %#x; want virtio console 1af4:1043", id)
 	}
+	addr := make([]byte, 4)
+	binary.LittleEndian.PutUint32(addr, 1<<31|1<<11|0x3c)
+	m.pio.Write(0xcf8, addr)
+	line := make([]byte, 1)
+	m.pio.Read(0xcfc, line)
+	if line[0] != 17 {
+		t.Errorf("00:01.0 interrupt line = %d; want GSI 17 (16 + slot 1)", line[0])
+	}
 	if id := readID(2); id != 0xffffffff {
 		t.Errorf("00:02.0 = %#x; want all ones (absent)", id)
 	}

@@ -50,6 +50,9 @@ func (m *Machine) addVirtioPCI() ([]pciSlot, error) {
 			return nil, fmt.Errorf("virtio-pci device %d: %w", i, err)
 		}
 		m.closers = append(m.closers, t)
+		// Firmware's job on a PC: tell the guest which IOAPIC input its
+		// INTA# reaches (the same GSI the ACPI _PRT names).
+		t.WriteConfig(pci.RegInterruptLine, []byte{byte(gsi)})
 		if err := root.Add(slot, t); err != nil {
 			return nil, err
 		}

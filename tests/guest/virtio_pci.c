@@ -271,13 +271,23 @@ static int bind(struct vdev *d, struct vpci *v, uint32_t device_id)
 	d->ops = &pci_ops;
 	d->priv = v;
 	d->irq = p->int_line;
+	int guessed = 0;
+	if ((p->int_line == 0 || p->int_line == 0xff) && p->int_pin) {
+		/*
+		 * No firmware wrote the line (our VMM names the GSI only in
+		 * ACPI _PRT): its wiring, INTA# of slot s on GSI 16 + s % 8.
+		 */
+		d->irq = 16 + (uint32_t)(p->dev + p->int_pin - 1) % 8;
+		guessed = 1;
+	}
 	d->device_id = device_id;
 	printf("guest: vs pci %02x:%02x.%x id=%04x:%04x bars", p->bus, p->dev, p->fn, p->vendor, p->device);
 	for (int i = 0; i < 6; i++)
 		if (p->bar[i])
 			printf(" %d=0x%lx%s", i, p->bar[i], p->bar_moved[i] ? "(assigned)" : "");
-	printf(" queues=%u notify_mult=%u msix_vectors=%u line=%u pin=%u\n", v->numq,
-	       v->notify_mult, have_msix ? v->msix.nvec : 0, p->int_line, p->int_pin);
+	printf(" queues=%u notify_mult=%u msix_vectors=%u line=%u pin=%u gsi=%u%s\n", v->numq,
+	       v->notify_mult, have_msix ? v->msix.nvec : 0, p->int_line, p->int_pin, d->irq,
+	       guessed ? "(assumed: line unset)" : "");
 	return 1;
 }
 
