@@ -91,6 +91,21 @@ func checkLines(t *testing.T, out string, want []string) {
 	}
 }
 
+// TestGuestPowerOff: the guest writes SLP_TYP=S5|SLP_EN into the FADT's
+// sleep control register (what Linux's ACPI poweroff does): the VM ends
+// with status 0. With -machine acpi=off there is no such register.
+func TestGuestPowerOff(t *testing.T) {
+	needKVM(t)
+	r := runVMM(t, "-kernel", guestELF(t), "-append", "poweroff; exit 9")
+	if r.status != 0 || strings.Contains(r.stdout, "still running") {
+		t.Errorf("poweroff: status %d, stdout %q; want 0 and the VM gone", r.status, r.stdout)
+	}
+	r = runVMM(t, "-machine", "acpi=off", "-kernel", guestELF(t), "-append", "poweroff; exit 9")
+	if r.status != 9 {
+		t.Errorf("poweroff with acpi=off: status %d; want 9 (no sleep register, the guest runs on)", r.status)
+	}
+}
+
 // TestGuestReset: a reset through the i8042 or a triple fault ends the
 // VM with status 0, as QEMU's -no-reboot does.
 func TestGuestReset(t *testing.T) {

@@ -17,9 +17,15 @@ import (
 // with the finished process.
 func serialVM(t *testing.T, names []string, cmdline string) (map[string]string, <-chan result) {
 	t.Helper()
+	return serialVMOn(t, "virtio-serial-device", names, cmdline)
+}
+
+// serialVMOn is serialVM with the transport's device name.
+func serialVMOn(t *testing.T, transport string, names []string, cmdline string) (map[string]string, <-chan result) {
+	t.Helper()
 	dir := t.TempDir()
 	socks := map[string]string{}
-	args := []string{"run", "-kernel", guestELF(t), "-m", "256M", "-device", "virtio-serial-device,max_ports=8"}
+	args := []string{"run", "-kernel", guestELF(t), "-m", "256M", "-device", transport + ",max_ports=8"}
 	for _, n := range names {
 		socks[n] = filepath.Join(dir, n+".sock")
 		args = append(args, "-chardev", fmt.Sprintf("socket,id=%s,path=%s,server=on,wait=off", n, socks[n]),
@@ -204,4 +210,63 @@ func TestVirtioSerialUnderQEMU(t *testing.T) {
 		t.Fatalf("QEMU exit status %d; want 1\nstdout:\n%s\nstderr:\n%s", r.status, withoutHeartbeats(r.stdout), r.stderr)
 	}
 	checkLines(t, r.stdout, []string{"guest: vs p0:w:16M done bytes=16777216", "guest: vs p1:r:16M done bytes=16777216"})
+}
+
+// TestVirtioSerialPCI: the same device behind virtio-pci, the test
+// guest's driver finding it by PCI enumeration, with MSI-X interrupts
+// and with INTx.
+func TestVirtioSerialPCI(t *testing.T) {
+	needKVM(t)
+	const size = 64 << 20
+	for _, mode := range []struct{ name, setup, irqLine string }{
+		{"msix", "vs-irq on", "msix=1"},
+		{"intx", "vs-msix off; vs-irq on", "msix=0"},
+	} {
+		t.Run(mode.name, func(t *testing.T) {
+			socks, done := serialVMOn(t, "virtio-serial-pci", []string{"p0", "p1"},
+				mode.setup+"; vs-ports; vs p0:w:64M p1:r:64M; exit 0")
+			p0, p1 := dial(t, socks["p0"]), dial(t, socks["p1"])
+			defer p0.Close()
+			defer p1.Close()
+			errs := make(chan error, 2)
+			go func() { errs <- wrap("p0 read", receive(p0, 0, size)) }()
+			go func() { errs <- wrap("p1 write", send(p1, 0, size)) }()
+			for i := 0; i < 2; i++ {
+				if err := <-errs; err != nil {
+					t.Error(err)
+				}
+			}
+			r := finish(t, done)
+			if !strings.Contains(r.stdout, "guest: vs dev 0 pci=00:01.0 "+mode.irqLine) {
+				t.Errorf("guest did not find the device over PCI with %s\n%s", mode.irqLine, withoutHeartbeats(r.stdout))
+			}
+			checkLines(t, r.stdout, []string{"guest: vs p0:w:64M done bytes=67108864", "guest: vs p1:r:64M done bytes=67108864"})
+		})
+	}
+}
+
+// TestVirtioSerialPCIUnderQEMU: the guest's PCI driver against QEMU's
+// virtio-serial-pci on q35.
+func TestVirtioSerialPCIUnderQEMU(t *testing.T) {
+	needKVM(t)
+	qemu := qemuBinary(t)
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "p0.sock")
+	args := []string{"-enable-kvm", "-M", "q35", "-cpu", "host,-arch-capabilities", "-m", "256M",
+		"-nodefaults", "-nographic", "-no-user-config", "-serial", "stdio",
+		"-device", "isa-debug-exit,iobase=0xf4,iosize=4", "-device", "virtio-serial-pci,max_ports=8",
+		"-chardev", "socket,id=p0,path=" + sock + ",server=on,wait=off", "-device", "virtserialport,chardev=p0,name=p0",
+		"-kernel", guestELF(t), "-append", "vs-irq on; vs p0:w:16M; exit 0"}
+	done := make(chan result, 1)
+	go func() { done <- run(t, 3*time.Minute, qemu, args...) }()
+	c := dial(t, sock)
+	defer c.Close()
+	if err := receive(c, 0, 16<<20); err != nil {
+		t.Error(err)
+	}
+	r := <-done
+	if r.status != 1 {
+		t.Fatalf("QEMU exit status %d; want 1\n%s\n%s", r.status, withoutHeartbeats(r.stdout), r.stderr)
+	}
+	checkLines(t, r.stdout, []string{"guest: vs p0:w:16M done bytes=16777216"})
 }

@@ -83,6 +83,17 @@ static int cmd_reset(int argc, char **argv)
 	return 0;
 }
 
+/* `poweroff`: what Linux's ACPI poweroff does on vmm's hardware-reduced
+ * FADT: SLP_TYP=5 (\_S5) | SLP_EN into the sleep control register. */
+static int cmd_poweroff(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	outb(0x3c0, (5 << 2) | (1 << 5));
+	printf("guest: poweroff: still running\n");
+	return 0;
+}
+
 /* `triplefault`: an exception with no IDT, the way a PC resets by accident. */
 static int cmd_triplefault(int argc, char **argv)
 {
@@ -197,6 +208,7 @@ static const struct command {
 	{ "cpuid", cmd_cpuid },
 	{ "unemulated", cmd_unemulated },
 	{ "reset", cmd_reset },
+	{ "poweroff", cmd_poweroff },
 	{ "triplefault", cmd_triplefault },
 	{ "serial", cmd_serial },
 	{ "tsc", cmd_tsc },
