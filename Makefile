@@ -26,7 +26,7 @@ guest:
 
 # deps installs the host packages the build and tests use, only when one
 # is missing (apt-get needs root, as on our hosts and in CI).
-DEB_PKGS := gcc binutils make qemu-system-x86 xz-utils zstd socat
+DEB_PKGS := gcc binutils make qemu-system-x86 xz-utils zstd socat acpica-tools
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
 		dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
