@@ -18,13 +18,23 @@ import (
 
 const transferSize = 256 << 20
 
-// serialArgv returns the VM command line for one peer with port "p".
+// serialArgv returns the VM command line for one peer with port "p";
+// peer names ending in "-pci" use virtio-pci (QEMU: on q35).
 func serialArgv(name, vmm, guest, sock, cmdline string) []string {
 	chardev := []string{"-chardev", "socket,id=p,path=" + sock + ",server=on,wait=off",
 		"-device", "virtserialport,chardev=p,name=p"}
-	if name == "vmm" {
+	switch name {
+	case "vmm":
 		return append([]string{vmm, "run", "-kernel", guest, "-m", "128M", "-append", cmdline,
 			"-device", "virtio-serial-device"}, chardev...)
+	case "vmm-pci":
+		return append([]string{vmm, "run", "-kernel", guest, "-m", "128M", "-append", cmdline,
+			"-device", "virtio-serial-pci"}, chardev...)
+	case "qemu-pci":
+		return append([]string{"qemu-system-x86_64", "-enable-kvm", "-M", "q35", "-cpu", "host,-arch-capabilities",
+			"-m", "128M", "-nodefaults", "-nographic", "-no-user-config", "-serial", "stdio",
+			"-device", "isa-debug-exit,iobase=0xf4,iosize=4", "-kernel", guest, "-append", cmdline,
+			"-device", "virtio-serial-pci"}, chardev...)
 	}
 	a := append(qemuArgv(), "-kernel", guest, "-append", cmdline,
 		"-global", "virtio-mmio.force-legacy=false", "-device", "virtio-serial-device")
@@ -171,7 +181,20 @@ func serialTable(vmm, guest string, runs int) (string, error) {
 	g2h := map[string][]float64{}
 	h2g := map[string][]float64{}
 	lat := map[string][]time.Duration{}
+	agg := map[string][]float64{}
+	fair := map[string][]float64{}
 	for i := 0; i < runs; i++ {
+		for _, name := range []string{"vmm-pci", "qemu-pci"} {
+			x, err := guestToHost(name, vmm, guest)
+			if err != nil {
+				return "", fmt.Errorf("%s guest→host: %w", name, err)
+			}
+			g2h[name] = append(g2h[name], x)
+			if x, err = hostToGuest(name, vmm, guest, data); err != nil {
+				return "", fmt.Errorf("%s host→guest: %w", name, err)
+			}
+			h2g[name] = append(h2g[name], x)
+		}
 		for _, name := range []string{"vmm", "qemu"} {
 			x, err := guestToHost(name, vmm, guest)
 			if err != nil {
@@ -187,10 +210,16 @@ func serialTable(vmm, guest string, runs int) (string, error) {
 				return "", fmt.Errorf("%s echo: %w", name, err)
 			}
 			lat[name] = append(lat[name], rtts...)
+			a, f, err := multiPort(name, vmm, guest)
+			if err != nil {
+				return "", fmt.Errorf("%s 8 ports: %w", name, err)
+			}
+			agg[name] = append(agg[name], a)
+			fair[name] = append(fair[name], f)
 		}
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "virtio-serial, 1 port over a unix socket, test guest, %d runs each, median (min–max)\n", runs)
+	fmt.Fprintf(&b, "virtio-serial over a unix socket, test guest, %d runs each, median (min–max); virtio-mmio unless named (QEMU: microvm; PCI rows: q35)\n", runs)
 	fmt.Fprintf(&b, "%-34s %-26s %-26s %s\n", "metric", "vmm", "qemu", "vmm/qemu")
 	row := func(name, unit string, v, q stat) {
 		cell := func(s stat) string { return fmt.Sprintf("%.1f %s (%.1f–%.1f)", s.med, unit, s.lo, s.hi) }
@@ -198,6 +227,10 @@ func serialTable(vmm, guest string, runs int) (string, error) {
 	}
 	row("guest→host 256 MiB", "MiB/s", summarize(g2h["vmm"]), summarize(g2h["qemu"]))
 	row("host→guest 256 MiB", "MiB/s", summarize(h2g["vmm"]), summarize(h2g["qemu"]))
+	row("virtio-pci guest→host 256 MiB", "MiB/s", summarize(g2h["vmm-pci"]), summarize(g2h["qemu-pci"]))
+	row("virtio-pci host→guest 256 MiB", "MiB/s", summarize(h2g["vmm-pci"]), summarize(h2g["qemu-pci"]))
+	row("8 ports guest→host, aggregate", "MiB/s", summarize(agg["vmm"]), summarize(agg["qemu"]))
+	row("8 ports fairness (max/min port)", "", summarize(fair["vmm"]), summarize(fair["qemu"]))
 	for _, p := range []struct {
 		name string
 		q    float64
