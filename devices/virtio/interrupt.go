@@ -35,6 +35,9 @@ func (i *mmioInterrupt) raise(bit uint32) {
 // ack clears the bits the driver acknowledged.
 func (i *mmioInterrupt) ack(bits uint32) { i.isr.And(^bits) }
 
+// reset clears the interrupt status (the driver reset the device).
+func (i *mmioInterrupt) reset() { i.isr.Store(0) }
+
 // newEventFD returns a non-blocking, close-on-exec eventfd.
 func newEventFD() (int, error) {
 	return unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)

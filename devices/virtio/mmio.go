@@ -36,26 +36,17 @@ const transportFeatures = (1<<41 - 1) &^ (1<<24 - 1)
 // ioeventfds and interrupts through an irqfd, so neither leaves the
 // kernel in the common case.
 type MMIO struct {
-	dev     Device
-	mem     Memory
-	vm      KVM
-	base    uint64
-	gsi     uint32
-	offered uint64
-	irq     mmioInterrupt
-	notify  []int // eventfd per queue
-	queues  []*Queue
+	vm   KVM
+	base uint64
+	gsi  uint32
+	irq  mmioInterrupt
 
 	mu sync.Mutex
 	// Transport state; guarded by mu.
-	status         uint32
-	devFeaturesSel uint32
-	drvFeaturesSel uint32
-	driverFeatures uint64
-	queueSel       uint32
-	ioeventfds     int  // how many notify eventfds KVM has
-	irqfdBound     bool // KVM has the interrupt eventfd
-	closed         bool
+	transport
+	ioeventfds int  // how many notify eventfds KVM has
+	irqfdBound bool // KVM has the interrupt eventfd
+	closed     bool
 }
 
 // NewMMIO creates the transport for dev at guest physical base, with its
@@ -69,7 +60,9 @@ func NewMMIO(dev Device, mem Memory, vm KVM, base uint64, gsi uint32) (*MMIO, er
 			return nil, fmt.Errorf("virtio-mmio at %#x: queue %d: max size %d is not a power of 2 in [1, %d]", base, i, n, maxQueueSize)
 		}
 	}
-	t := &MMIO{dev: dev, mem: mem, vm: vm, base: base, gsi: gsi, offered: dev.Features()&^transportFeatures | offeredFeatures}
+	t := &MMIO{vm: vm, base: base, gsi: gsi}
+	t.transport = transport{name: fmt.Sprintf("virtio-mmio at %#x", base), dev: dev, mem: mem,
+		offered: dev.Features()&^transportFeatures | offeredFeatures, intr: &t.irq}
 	t.irq.fd.Store(-1)
 	if err := t.setupFDs(sizes); err != nil {
 		t.Close()

@@ -40,29 +40,20 @@ type PCIOptions struct {
 // interrupts through MSI-X vectors bound to irqfds (or INTx without
 // MSI-X). Config and BAR accesses run on vCPU threads.
 type PCI struct {
-	dev     Device
-	mem     Memory
 	vm      PCIKVM
 	opts    PCIOptions
-	offered uint64
 	cfg     *pci.ConfigSpace
 	msix    *pci.MSIX
 	vectors *pci.IRQFDVectors
 	msixCap int
 	cfgCap  int // the PCI_CFG access capability
-	notify  []int
-	queues  []*Queue
 	irq     pciInterrupt
 
 	mu sync.Mutex
 	// Transport state; guarded by mu.
-	status         uint32
-	devFeaturesSel uint32
-	drvFeaturesSel uint32
-	driverFeatures uint64
-	queueSel       uint32
-	ioeventfds     int
-	closed         bool
+	transport
+	ioeventfds int
+	closed     bool
 }
 
 // NewPCI creates the transport for dev with its BAR at opts.BARAddr,
@@ -79,7 +70,9 @@ func NewPCI(dev Device, mem Memory, vm PCIKVM, router pci.MSIRouter, opts PCIOpt
 			return nil, fmt.Errorf("%s: queue %d: max size %d is not a power of 2 in [1, %d]", name, i, n, maxQueueSize)
 		}
 	}
-	t := &PCI{dev: dev, mem: mem, vm: vm, opts: opts, offered: dev.Features()&^transportFeatures | offeredFeatures}
+	t := &PCI{vm: vm, opts: opts}
+	t.transport = transport{name: name, dev: dev, mem: mem,
+		offered: dev.Features()&^transportFeatures | offeredFeatures, intr: &t.irq}
 	if err := t.setup(sizes, router); err != nil {
 		t.Close()
 		return nil, fmt.Errorf("%s: %w", name, err)

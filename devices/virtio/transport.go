@@ -5,9 +5,35 @@ import (
 	"log/slog"
 )
 
-// setStatus runs the device status state machine (virtio 1.2 §2.1, §3.1);
-// mu must be held.
-func (t *MMIO) setStatus(v uint32) {
+// transportInterrupt is what the status machine needs from a
+// transport's interrupt: the device's Interrupt, and a reset.
+type transportInterrupt interface {
+	Interrupt
+	reset()
+}
+
+// transport is the state and device-status machine (virtio 1.2 §2.1,
+// §3.1) that virtio-mmio and virtio-pci share: feature negotiation,
+// activation and reset are the same whatever carries the registers.
+// Its fields after intr are guarded by the embedding transport's mu.
+type transport struct {
+	name    string // for logs, e.g. "virtio-mmio at 0xfeb00000"
+	dev     Device
+	mem     Memory
+	offered uint64
+	notify  []int // eventfd per queue
+	queues  []*Queue
+	intr    transportInterrupt
+
+	status         uint32
+	devFeaturesSel uint32
+	drvFeaturesSel uint32
+	driverFeatures uint64
+	queueSel       uint32
+}
+
+// setStatus handles a write of the device status; mu must be held.
+func (t *transport) setStatus(v uint32) {
 	if v == 0 {
 		t.reset()
 		return
@@ -18,7 +44,7 @@ func (t *MMIO) setStatus(v uint32) {
 	v = v&^statusNeedsReset | old
 	if v&statusFeaturesOK != 0 && old&statusFeaturesOK == 0 {
 		if err := t.checkFeatures(); err != nil {
-			slog.Warn("virtio-mmio: features refused", "base", fmt.Sprintf("%#x", t.base), "err", err)
+			slog.Warn("virtio: features refused", "transport", t.name, "err", err)
 			v &^= statusFeaturesOK
 		}
 	}
@@ -31,7 +57,7 @@ func (t *MMIO) setStatus(v uint32) {
 }
 
 // checkFeatures validates the driver's choice at FEATURES_OK; mu must be held.
-func (t *MMIO) checkFeatures() error {
+func (t *transport) checkFeatures() error {
 	f := t.driverFeatures
 	if extra := f &^ t.offered; extra != 0 {
 		return fmt.Errorf("driver features %#x include %#x, which were not offered", f, extra)
@@ -43,7 +69,7 @@ func (t *MMIO) checkFeatures() error {
 }
 
 // activate starts every ready queue, then the device; mu must be held.
-func (t *MMIO) activate() error {
+func (t *transport) activate() error {
 	if t.status&statusFeaturesOK == 0 {
 		return fmt.Errorf("DRIVER_OK without FEATURES_OK")
 	}
@@ -64,7 +90,7 @@ func (t *MMIO) activate() error {
 		Features:  t.driverFeatures,
 		Queues:    t.queues,
 		Notifiers: notifiers,
-		Interrupt: &t.irq,
+		Interrupt: t.intr,
 	})
 	if err != nil {
 		return fmt.Errorf("device activation: %w", err)
@@ -74,20 +100,20 @@ func (t *MMIO) activate() error {
 
 // needsReset reports a failure the driver must reset the device for;
 // mu must be held.
-func (t *MMIO) needsReset(err error) {
-	slog.Error("virtio-mmio: device needs reset", "base", fmt.Sprintf("%#x", t.base), "err", err)
+func (t *transport) needsReset(err error) {
+	slog.Error("virtio: device needs reset", "transport", t.name, "err", err)
 	t.status |= statusNeedsReset
-	t.irq.ConfigChanged()
+	t.intr.ConfigChanged()
 }
 
 // reset returns the transport and device to their initial state (status
 // 0 written); mu must be held.
-func (t *MMIO) reset() {
+func (t *transport) reset() {
 	t.dev.Reset()
 	for _, q := range t.queues {
 		q.Reset()
 	}
-	t.irq.isr.Store(0)
+	t.intr.reset()
 	t.status, t.driverFeatures, t.devFeaturesSel, t.drvFeaturesSel, t.queueSel = 0, 0, 0, 0, 0
 	for _, fd := range t.notify {
 		drainEventFD(fd)
