@@ -42,8 +42,9 @@ guest-linux: deps
 	tests/guest/linux/build.sh $(LINUX)
 	$(GO) run ./tests/guest/linux/mkinitrd -o $(LINUX)/initrd.cpio
 
-# kernels fetches Debian's stock kernel (bzImage and its PVH vmlinux) for
-# the loader tests; cached in build/debian.
+# kernels fetches Debian's stock kernels: the generic bzImage and its PVH
+# vmlinux for the loader tests (build/debian), and the cloud kernel with
+# its virtio modules (build/debian-cloud); cached.
 kernels: deps
 	tests/kernels/fetch-debian.sh $(BUILD)
 

@@ -5,18 +5,19 @@
 # installing it and leaves in BUILD_DIR/debian/:
 #   bzImage  - boot/vmlinuz-* (the bzImage, 64-bit boot protocol)
 #   vmlinux  - the uncompressed ELF taken from the bzImage payload (PVH entry)
-# Idempotent: does nothing when both files are already there.
+# and, from linux-image-cloud-amd64, in BUILD_DIR/debian-cloud/:
+#   bzImage, modules/ (the virtio and char driver modules), MODULES, BUILTIN
+# (see fetch_cloud below).
+# Idempotent: fetches nothing whose files are already there.
 set -eu
 
 if [ $# -ne 1 ]; then
 	echo "usage: $0 BUILD_DIR" >&2
 	exit 2
 fi
-out="$1/debian"
-if [ -s "$out/bzImage" ] && [ -s "$out/vmlinux" ]; then
-	exit 0
-fi
-mkdir -p "$out"
+build="$1"
+out="$build/debian"
+cloud="$build/debian-cloud"
 
 sudo=""
 if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then
@@ -30,47 +31,99 @@ need_tool() {
 	$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$2" >&2
 }
 
-# The versioned image package that linux-image-amd64 currently depends on.
+# resolve META prints the versioned image package that META (e.g.
+# linux-image-amd64) currently depends on.
 resolve() {
-	apt-cache depends linux-image-amd64 2>/dev/null |
+	apt-cache depends "$1" 2>/dev/null |
 		awk '/Depends: linux-image-[0-9]/{print $2; exit}'
 }
-pkg="$(resolve)"
-if [ -z "$pkg" ]; then
-	$sudo apt-get update -q >&2
-	pkg="$(resolve)"
-fi
-if [ -z "$pkg" ]; then
-	echo "fetch-debian: apt-cache names no linux-image-amd64 dependency" >&2
-	exit 1
-fi
-# A virtual name (e.g. provided by a signed package) has no candidate of its
-# own; fall back to the -unsigned build or to whatever provides it.
-if ! apt-cache show "$pkg" 2>/dev/null | grep -q '^Filename:'; then
-	if apt-cache show "$pkg-unsigned" 2>/dev/null | grep -q '^Filename:'; then
-		pkg="$pkg-unsigned"
-	else
-		prov="$(apt-cache showpkg "$pkg" 2>/dev/null |
-			awk '/^Reverse Provides:/{f=1; next} f && NF {print $1; exit}')"
-		if [ -n "$prov" ]; then
-			pkg="$prov"
+
+# fetch_deb META DIR downloads the package META depends on and unpacks it
+# into DIR/root; it leaves the .deb's file name in DIR/PACKAGE.
+fetch_deb() {
+	meta="$1"
+	dir="$2"
+	pkg="$(resolve "$meta")"
+	if [ -z "$pkg" ]; then
+		$sudo apt-get update -q >&2
+		pkg="$(resolve "$meta")"
+	fi
+	if [ -z "$pkg" ]; then
+		echo "fetch-debian: apt-cache names no $meta dependency" >&2
+		exit 1
+	fi
+	# A virtual name (e.g. provided by a signed package) has no candidate
+	# of its own; fall back to the -unsigned build or to whatever provides it.
+	if ! apt-cache show "$pkg" 2>/dev/null | grep -q '^Filename:'; then
+		if apt-cache show "$pkg-unsigned" 2>/dev/null | grep -q '^Filename:'; then
+			pkg="$pkg-unsigned"
+		else
+			prov="$(apt-cache showpkg "$pkg" 2>/dev/null |
+				awk '/^Reverse Provides:/{f=1; next} f && NF {print $1; exit}')"
+			if [ -n "$prov" ]; then
+				pkg="$prov"
+			fi
 		fi
 	fi
-fi
-echo "fetch-debian: $pkg" >&2
+	echo "fetch-debian: $pkg" >&2
+	mkdir -p "$dir/dl"
+	# apt downloads as its _apt user when it can; let it write there.
+	if [ "$(id -u)" -eq 0 ] && id _apt >/dev/null 2>&1; then
+		chown _apt "$dir/dl"
+	fi
+	(cd "$dir/dl" && apt-get download -q "$pkg" >&2)
+	deb="$(ls "$dir"/dl/*.deb | head -n 1)"
+	dpkg-deb -x "$deb" "$dir/root"
+	basename "$deb" >"$dir/PACKAGE"
+}
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-# apt downloads as its _apt user when it can; let it write there.
+# apt downloads as its _apt user when it can; let it reach its directory.
 if [ "$(id -u)" -eq 0 ] && id _apt >/dev/null 2>&1; then
 	chown _apt "$work"
 fi
-(cd "$work" && apt-get download -q "$pkg" >&2)
-deb="$(ls "$work"/*.deb | head -n 1)"
-dpkg-deb -x "$deb" "$work/root"
+
+# fetch_cloud fills BUILD_DIR/debian-cloud/ from linux-image-cloud-amd64:
+#   bzImage   - boot/vmlinuz-*
+#   modules/  - the .ko files of drivers/virtio and drivers/char (the
+#               virtio_console driver), as shipped (.ko, .ko.xz or .ko.zst)
+#   MODULES   - their names, one a line
+#   BUILTIN   - the virtio lines of modules.builtin (drivers built in)
+fetch_cloud() {
+	if [ -s "$cloud/bzImage" ] && [ -s "$cloud/MODULES" ]; then
+		return 0
+	fi
+	cw="$work/cloud"
+	mkdir -p "$cw" "$cloud"
+	fetch_deb linux-image-cloud-amd64 "$cw"
+	rm -rf "$cloud/modules"
+	mkdir -p "$cloud/modules"
+	kdir="$(ls -d "$cw"/root/lib/modules/* | head -n 1)"
+	for d in virtio char; do
+		if [ -d "$kdir/kernel/drivers/$d" ]; then
+			find "$kdir/kernel/drivers/$d" -name '*.ko*' -exec cp {} "$cloud/modules/" \;
+		fi
+	done
+	(cd "$cloud/modules" && ls) >"$cloud/MODULES.tmp"
+	grep virtio "$kdir/modules.builtin" >"$cloud/BUILTIN" 2>/dev/null || true
+	cp "$cw/PACKAGE" "$cloud/PACKAGE"
+	cp "$(ls "$cw"/root/boot/vmlinuz-* | head -n 1)" "$cloud/bzImage.tmp"
+	mv "$cloud/bzImage.tmp" "$cloud/bzImage"
+	mv "$cloud/MODULES.tmp" "$cloud/MODULES"
+	echo "fetch-debian: wrote $cloud/bzImage and $(wc -l <"$cloud/MODULES") modules in $cloud/modules:" >&2
+	sed 's/^/fetch-debian:   /' "$cloud/MODULES" >&2
+}
+fetch_cloud
+
+if [ -s "$out/bzImage" ] && [ -s "$out/vmlinux" ]; then
+	exit 0
+fi
+mkdir -p "$out"
+fetch_deb linux-image-amd64 "$work"
 vmlinuz="$(ls "$work"/root/boot/vmlinuz-* | head -n 1)"
 cp "$vmlinuz" "$out/bzImage.tmp"
-basename "$deb" >"$out/PACKAGE"
+cp "$work/PACKAGE" "$out/PACKAGE"
 
 # Setup header fields (little-endian): setup_sects at 0x1f1 (0 means 4),
 # payload_offset at 0x248 and payload_length at 0x24c, both relative to the

@@ -21,6 +21,11 @@
 //	vs=JOBS  virtio-serial transfers (vs.go)
 //	accept[=CASE,…]  the virtio-serial acceptance cases (acceptance.go)
 //
+// Before the command it loads the kernel modules named by vmm.modules=a,b,c
+// from /modules/ (modules.go), in that order. With vmm.poweroff=1 a run
+// that ends with status 0 powers the VM off (reboot(POWER_OFF), ACPI S5)
+// instead of using the debug-exit port.
+//
 // Build it with CGO_ENABLED=0 (tests/guest/linux/mkinitrd does).
 package main
 
@@ -68,12 +73,21 @@ func main() {
 	}
 	logf("ready cpus=%d online=%s", n, online)
 
-	cmd := command()
-	status, err := run(cmd)
+	cmdline := readCmdline()
+	cmd := parseCommand(cmdline)
+	status, err := failStatus, loadModules(moduleList(cmdline))
+	if err != nil {
+		cmd = "modules"
+	} else {
+		status, err = run(cmd)
+	}
 	if err != nil {
 		logf("result FAIL %s: %v", cmd, err)
 	} else {
 		logf("result ok")
+	}
+	if status == 0 && wantPoweroff(cmdline) {
+		poweroff()
 	}
 	end(status)
 }
@@ -83,14 +97,14 @@ func logf(format string, args ...any) {
 	fmt.Fprintf(console, "vmm-init: "+format+"\n", args...)
 }
 
-// command returns the value of the vmm.cmd= word of the kernel command line.
-func command() string {
+// readCmdline returns the kernel command line ("" if unreadable).
+func readCmdline() string {
 	b, err := os.ReadFile("/proc/cmdline")
 	if err != nil {
 		logf("read /proc/cmdline: %v", err)
-		return "marker"
+		return ""
 	}
-	return parseCommand(string(b))
+	return string(b)
 }
 
 // parseCommand returns the value of the last vmm.cmd= word of cmdline, or
@@ -210,10 +224,7 @@ func listPorts() error {
 
 // end ends the VM with status: debug-exit port first, then reboot.
 func end(status int) {
-	// Let the UART send what we printed before the VM goes away.
-	if console != os.Stdout {
-		_ = unix.IoctlSetInt(int(console.Fd()), unix.TCSBRK, 1) // tcdrain
-	}
+	drainConsole()
 	if err := debugExit(status); err != nil {
 		logf("debug-exit: %v; rebooting", err)
 	}
@@ -224,6 +235,13 @@ func end(status int) {
 		logf("reboot: %v", err)
 	}
 	select {}
+}
+
+// drainConsole lets the UART send what we printed before the VM goes away.
+func drainConsole() {
+	if console != os.Stdout {
+		_ = unix.IoctlSetInt(int(console.Fd()), unix.TCSBRK, 1) // tcdrain
+	}
 }
 
 // debugExit writes status to the debug-exit port. It returns (with nil)

@@ -5,6 +5,10 @@
 //
 //	go run ./tests/guest/linux/mkinitrd -o build/linux/initrd.cpio
 //
+// With -modules DIR -module-list a,b,c it also puts DIR's a.ko, b.ko and
+// c.ko (or a.ko.xz, a.ko.zst, decompressed with the xz or zstd command)
+// in /modules/, for the init to load in that order (vmm.modules=a,b,c).
+//
 // Uncompressed on purpose: the kernel's decompressors run at CPL0, which
 // the hosts we build on emulate instruction by instruction.
 package main
@@ -17,6 +21,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 
 	"github.com/u-root/u-root/pkg/cpio"
 )
@@ -26,17 +31,48 @@ const initPkg = "vmm/tests/guest/linux/init"
 func main() {
 	out := flag.String("o", "build/linux/initrd.cpio", "output `file`")
 	goCmd := flag.String("go", "go", "the go `command` that builds the init")
+	modDir := flag.String("modules", "", "`directory` holding the kernel modules of -module-list")
+	modList := flag.String("module-list", "", "comma-separated module `names` (no extension) to put in /modules/")
 	flag.Parse()
-	if flag.NArg() != 0 {
+	if flag.NArg() != 0 || (*modDir == "") != (*modList == "") {
 		flag.Usage()
 		os.Exit(2)
 	}
-	if err := mkinitrd(*out, *goCmd); err != nil {
+	var names []string
+	if *modList != "" {
+		names = strings.Split(*modList, ",")
+	}
+	if err := mkinitrd(*out, *goCmd, *modDir, names); err != nil {
 		log.Fatalf("mkinitrd: %v", err)
 	}
 }
 
-func mkinitrd(out, goCmd string) error {
+// readModule returns the uncompressed bytes of module name in dir: name.ko,
+// or name.ko.xz / name.ko.zst through the xz / zstd command.
+func readModule(dir, name string) ([]byte, error) {
+	if name == "" || strings.ContainsRune(name, '/') {
+		return nil, fmt.Errorf("bad module name %q", name)
+	}
+	base := filepath.Join(dir, name+".ko")
+	if b, err := os.ReadFile(base); err == nil {
+		return b, nil
+	} else if !os.IsNotExist(err) {
+		return nil, err
+	}
+	for _, c := range []struct{ ext, cmd string }{{".xz", "xz"}, {".zst", "zstd"}} {
+		if _, err := os.Stat(base + c.ext); err != nil {
+			continue
+		}
+		b, err := exec.Command(c.cmd, "-dc", base+c.ext).Output()
+		if err != nil {
+			return nil, fmt.Errorf("%s -dc %s: %w", c.cmd, base+c.ext, err)
+		}
+		return b, nil
+	}
+	return nil, fmt.Errorf("module %s: no %s.ko, .ko.xz or .ko.zst in %s", name, name, dir)
+}
+
+func mkinitrd(out, goCmd, modDir string, modules []string) error {
 	tmp, err := os.MkdirTemp("", "mkinitrd")
 	if err != nil {
 		return err
@@ -62,6 +98,16 @@ func mkinitrd(out, goCmd string) error {
 		cpio.Directory("sys", 0o755),
 		cpio.CharDev("dev/console", 0o600, 5, 1),
 		cpio.StaticRecord(initBytes, cpio.Info{Name: "init", Mode: cpio.S_IFREG | 0o755}),
+	}
+	if len(modules) > 0 {
+		records = append(records, cpio.Directory("modules", 0o755))
+		for _, m := range modules {
+			b, err := readModule(modDir, m)
+			if err != nil {
+				return err
+			}
+			records = append(records, cpio.StaticRecord(b, cpio.Info{Name: "modules/" + m + ".ko", Mode: cpio.S_IFREG | 0o644}))
+		}
 	}
 	for i := range records {
 		records[i].Ino = uint64(i + 1) // distinct inodes: no hard links
