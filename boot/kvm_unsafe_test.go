@@ -2,13 +2,10 @@ package boot
 
 import (
 	"encoding/binary"
-	"runtime"
 	"testing"
-	"unsafe"
-
-	"golang.org/x/sys/unix"
 
 	"vmm/kvm"
+	"vmm/kvm/kvmtest"
 )
 
 // TestKVMEntry runs a few guest instructions from each entry state under
@@ -87,30 +84,8 @@ func TestKVMEntry(t *testing.T) {
 // runKVM loads kernel into a fresh VM, applies the entry state and runs
 // the vCPU until it halts, returning the 32-bit values it wrote to 0x500.
 func runKVM(t *testing.T, kernel, initrd []byte) []uint32 {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-
-	sys, err := kvm.Open()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sys.Close()
-	vm, err := sys.CreateVM()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer vm.Close()
-	if err := vm.SetTSSAddr(0xFFFBD000); err != nil {
-		t.Fatal(err)
-	}
-	buf, err := unix.Mmap(-1, 0, kvmTestMem, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Munmap(buf)
-	if err := vm.SetUserMemoryRegion(kvm.UserMemoryRegion{MemorySize: kvmTestMem, UserspaceAddr: uint64(uintptr(unsafe.Pointer(&buf[0])))}); err != nil {
-		t.Fatal(err)
-	}
+	tv := kvmtest.New(t, kvmTestMem, false)
+	sys, vm, buf := tv.Sys, tv.VM, tv.Mem
 	mem := &testMem{ram: []Range{{0, kvmTestMem}}, bufs: [][]byte{buf}}
 	e, err := Load(mem, mem.ram, kernel, initrd, "console=ttyS0")
 	if err != nil {

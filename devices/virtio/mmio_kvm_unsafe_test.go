@@ -1,49 +1,18 @@
 package virtio
 
 import (
-	"runtime"
 	"testing"
-	"unsafe"
-
-	"golang.org/x/sys/unix"
 
 	"vmm/kvm"
+	"vmm/kvm/kvmtest"
 )
 
 // TestMMIORealKVM registers the transport's ioeventfds and irqfd with a
 // real VM, then runs real-mode guest code that kicks queue 1 and checks
 // that the kick arrived on the eventfd without an exit to userspace.
 func TestMMIORealKVM(t *testing.T) {
-	if err := kvm.Available(); err != nil {
-		t.Skipf("no usable /dev/kvm: %v", err)
-	}
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	sys, err := kvm.Open()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sys.Close()
-	vm, err := sys.CreateVM()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer vm.Close()
-	ram, err := unix.Mmap(-1, 0, tMemSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Munmap(ram)
-	for _, step := range []error{
-		vm.SetTSSAddr(0xfffbd000),
-		vm.SetIdentityMapAddr(0xfffbc000),
-		vm.CreateIRQChip(),
-		vm.SetUserMemoryRegion(kvm.UserMemoryRegion{MemorySize: tMemSize, UserspaceAddr: uint64(uintptr(unsafe.Pointer(&ram[0])))}),
-	} {
-		if step != nil {
-			t.Fatal(step)
-		}
-	}
+	tv := kvmtest.New(t, tMemSize, true)
+	vm, ram := tv.VM, tv.Mem
 	const base = 0x20000 // above RAM, reachable from real mode as 2000:0000
 	m, err := NewMMIO(testDevice(), fakeMem(ram), vm, base, 5)
 	if err != nil {

@@ -1,14 +1,11 @@
 package virtio
 
 import (
-	"runtime"
 	"testing"
-	"unsafe"
-
-	"golang.org/x/sys/unix"
 
 	"vmm/devices/pci"
 	"vmm/kvm"
+	"vmm/kvm/kvmtest"
 )
 
 // TestPCIRealKVM registers the virtio-pci transport's ioeventfds, irqfds
@@ -17,36 +14,8 @@ import (
 // kick stayed in the kernel, then fires an MSI-X vector through its
 // committed route.
 func TestPCIRealKVM(t *testing.T) {
-	if err := kvm.Available(); err != nil {
-		t.Skipf("no usable /dev/kvm: %v", err)
-	}
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	sys, err := kvm.Open()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sys.Close()
-	vm, err := sys.CreateVM()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer vm.Close()
-	ram, err := unix.Mmap(-1, 0, tMemSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Munmap(ram)
-	for _, step := range []error{
-		vm.SetTSSAddr(0xfffbd000),
-		vm.SetIdentityMapAddr(0xfffbc000),
-		vm.CreateIRQChip(),
-		vm.SetUserMemoryRegion(kvm.UserMemoryRegion{MemorySize: tMemSize, UserspaceAddr: uint64(uintptr(unsafe.Pointer(&ram[0])))}),
-	} {
-		if step != nil {
-			t.Fatal(step)
-		}
-	}
+	tv := kvmtest.New(t, tMemSize, true)
+	vm, ram := tv.VM, tv.Mem
 	router := pci.NewGSIRouter(vm, pci.DefaultIRQChipRoutes(), pci.IOAPICPins)
 	const bar = 0x20000 // above RAM, 32 KiB aligned, reachable as 2000:0000
 	p, err := NewPCI(testDevice(), fakeMem(ram), vm, router, PCIOptions{BARAddr: bar})
