@@ -268,8 +268,10 @@ static NORETURN void bsp_main(void)
 {
 	boot_tsc = rdtsc();
 	idt_init();     /* plain memory writes, ~1 us at CPL3; before any fault can happen */
-	printf("guest: hello\n");
+	/* The FIFO reset comes before the first line: a host that types after
+	 * seeing it must not have its input cleared. */
 	uart_init();
+	printf("guest: hello\n");
 
 	const struct hvm_start_info *si = (const void *)(uintptr_t)pvh_start_info;
 	if (si->cmdline_paddr) {
