@@ -82,3 +82,38 @@ func send(c io.Writer, off, n int64) error {
 	}
 	return nil
 }
+
+// linuxPeers serves the Linux init's `vs=out:w:N,in:r:N` jobs from the
+// host: it reads and acknowledges org.vmm.out, and writes org.vmm.in.
+// The returned function waits for both peers after the VM has ended.
+func linuxPeers(t *testing.T, sock func(string) string, size int64) (wait func()) {
+	t.Helper()
+	errs := make(chan error, 2)
+	go func() {
+		c := dial(t, sock("out"))
+		defer c.Close()
+		err := receive(c, 0, size)
+		if err == nil {
+			_, err = c.Write([]byte{ackByte})
+		}
+		errs <- err
+	}()
+	go func() {
+		c := dial(t, sock("in"))
+		defer c.Close()
+		errs <- send(c, 0, size)
+	}()
+	return func() {
+		t.Helper()
+		for i := 0; i < 2; i++ {
+			select {
+			case err := <-errs:
+				if err != nil {
+					t.Errorf("host peer: %v", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Errorf("host peer did not finish")
+			}
+		}
+	}
+}

@@ -104,32 +104,9 @@ func stockCloudSerial(t *testing.T, bz, initrd, mods, transport string) {
 	done := make(chan result, 1)
 	go func() { done <- run(t, 3*time.Minute, vmmBinary(t), args...) }()
 
-	errs := make(chan error, 2)
-	go func() {
-		c := dial(t, sock("out"))
-		defer c.Close()
-		err := receive(c, 0, size)
-		if err == nil {
-			_, err = c.Write([]byte{ackByte})
-		}
-		errs <- err
-	}()
-	go func() {
-		c := dial(t, sock("in"))
-		defer c.Close()
-		errs <- send(c, 0, size)
-	}()
+	waitPeers := linuxPeers(t, sock, size)
 	r := <-done
-	for i := 0; i < 2; i++ {
-		select {
-		case err := <-errs:
-			if err != nil {
-				t.Errorf("host peer: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Errorf("host peer did not finish")
-		}
-	}
+	waitPeers()
 	if r.status != 0 {
 		t.Fatalf("exit status %d; want 0 (poweroff)\nstdout:\n%s\nstderr:\n%s", r.status, r.stdout, r.stderr)
 	}
