@@ -7,6 +7,7 @@ import "encoding/binary"
 const (
 	hdrStart          = 0x1f1 // struct setup_header
 	offSetupSects     = 0x1f1
+	offSysSize        = 0x1f4 // protected-mode kernel size in 16-byte paragraphs
 	offJumpLen        = 0x201 // the short jump's displacement: header end = 0x202 + it
 	hdrMagicOff       = 0x202
 	offVersion        = 0x206
@@ -95,6 +96,13 @@ func parseSetupHeader(data []byte) (*setupHeader, error) {
 		return nil, errorf(ErrTruncated, "kernel: bzImage is %d bytes, its protected-mode kernel starts at %#x", len(data), pm)
 	}
 	h.kernel = data[pm:]
+	// syssize is the size of the protected-mode kernel, rounded up to 16
+	// bytes (arch/x86/boot/tools/build.c); a signed kernel has more after
+	// it. A file that holds less was cut short: refuse it rather than
+	// start a kernel whose tail is missing.
+	if sys := uint64(le32(data, offSysSize)); sys > (uint64(len(h.kernel))+15)/16 {
+		return nil, errorf(ErrTruncated, "kernel: bzImage's syssize says its protected-mode kernel is %d bytes (%#x paragraphs); the file holds %d after the setup at %#x", sys*16, sys, len(h.kernel), pm)
+	}
 	h.initrdMax = uint64(le32(data, offInitrdAddrMax))
 	if h.initrdMax == 0 {
 		h.initrdMax = defInitrdMax

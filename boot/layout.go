@@ -7,7 +7,8 @@ package boot
 
 // Fixed guest-physical addresses of the boot structures. They all live in
 // the first MiB and stay clear of [0x8000, 0x9000), which the test guest uses
-// for its AP trampoline, and of the kernel itself (loaded at 1 MiB or above).
+// for its AP trampoline, and of a bzImage (loaded at 1 MiB). A PVH ELF's
+// segments may lie anywhere in RAM that they leave these alone (pvhRegions).
 const (
 	GDTAddr        = 0x500   // boot GDT (gdtEntries descriptors)
 	TSSAddr        = 0x580   // zeroed TSS that the boot TR describes
@@ -21,6 +22,8 @@ const (
 	CmdlineAddr    = 0x20000 // NUL-terminated kernel command line
 	CmdlineMax     = 0x10000 // room at CmdlineAddr, including the NUL
 	EBDAAddr       = 0x9FC00 // extended BIOS data area: the MP table goes here
+	ACPIAddr       = 0xE0000 // ACPI tables, RSDP first (the machine puts them here)
+	ACPISize       = 0x10000 // room at ACPIAddr
 	BIOSAddr       = 0xF0000 // BIOS area: the MP table when it outgrows the EBDA
 	HighMemAddr    = 0x100000
 	KernelAddr     = HighMemAddr // bzImage protected-mode kernel load address

@@ -85,7 +85,7 @@ func TestLoadErrors(t *testing.T) {
 		{name: "ELF segment on start_info", kernel: elfWith(func(o *elfOpts) { o.segs[1].paddr = 0x6000 }), want: ErrOverlap,
 			msg: "overlaps the start_info"},
 		{name: "ELF segment on the EBDA", kernel: elfWith(func(o *elfOpts) { o.segs[1].paddr = 0x9F000 }), want: ErrOverlap,
-			msg: "overlaps the EBDA and BIOS area"},
+			msg: "kernel: ELF segment 1 [0x9f000, 0xa4000) overlaps the MP table in the EBDA at [0x9fc00, 0xa0000)"},
 		{name: "ELF segments overlap", kernel: elfWith(func(o *elfOpts) { o.segs[1].paddr = 0x102000 }), want: ErrOverlap,
 			msg: "kernel: ELF segments [0x100000, 0x103000) and [0x102000, 0x107000) overlap"},
 		{name: "ELF filesz > memsz", kernel: elfWith(func(o *elfOpts) { o.segs[1].memsz = 0x10 }), want: ErrBadHeader,

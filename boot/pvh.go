@@ -35,15 +35,31 @@ type region struct {
 	what       string
 }
 
-// pvhRegions lists what loadPVH writes besides the kernel, plus the
-// EBDA/BIOS window where the caller puts the MP table: no ELF segment may
-// land on them.
+// pvhRegions lists what vmm writes into guest memory for a PVH kernel:
+// what loadPVH writes itself, and what the machine writes after it (the
+// MP table with the BDA words pointing at the EBDA, the ACPI tables). No
+// ELF segment may land on them.
+//
+// That is all that is refused below 1 MiB. GNU ld's default linker script
+// puts the ELF and program headers in a PT_LOAD of their own just below
+// the text (at 0xff000 for -Ttext 0x100000), or in the text's PT_LOAD,
+// which then straddles 1 MiB (-z noseparate-code). Such a segment is
+// loaded, not skipped: with noseparate-code it holds the code, and a
+// program may read its own headers through __ehdr_start; QEMU's and Xen's
+// PVH loaders load every PT_LOAD at its paddr too. The window
+// [0x9FC00, 0x100000) is reserved in the memory map, so the guest's
+// allocator leaves what lands there alone; only the ranges vmm fills are
+// off limits. The MP table's place depends on the CPU count, which the
+// loader does not know: both of its places are kept, at their largest.
 func pvhRegions(cmdline string) []region {
 	return []region{
+		{ebdaPtrAddr, baseMemAddr + 2, "BIOS data area words"},
 		{GDTAddr, TSSAddr + tssLimit + 1, "GDT and TSS"},
 		{StartInfoAddr, ModlistAddr + modlistEntrySize, "start_info"},
 		{CmdlineAddr, CmdlineAddr + uint64(len(cmdline)) + 1, "cmdline"},
-		{lowReservedStart, lowReservedEnd, "EBDA and BIOS area"},
+		{EBDAAddr, EBDAAddr + ebdaSize, "MP table in the EBDA"},
+		{ACPIAddr, ACPIAddr + ACPISize, "ACPI tables"},
+		{BIOSAddr, BIOSAddr + MPTableSize(MaxCPUs), "MP table in the BIOS area"},
 	}
 }
 

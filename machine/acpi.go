@@ -1,6 +1,9 @@
 package machine
 
-import "vmm/boot/acpi"
+import (
+	"vmm/boot"
+	"vmm/boot/acpi"
+)
 
 // addACPI builds the ACPI tables (MADT with every vCPU, the virtio-mmio
 // devices, the PCI host bridge and MCFG, and a sleep register through
@@ -9,6 +12,8 @@ import "vmm/boot/acpi"
 func (m *Machine) addACPI(slots []pciSlot) (uint64, error) {
 	cfg := acpi.Config{
 		Memory:       m.mem,
+		Base:         boot.ACPIAddr, // the loader keeps PVH segments out of it
+		Size:         boot.ACPISize,
 		CPUs:         m.cfg.CPUs,
 		IOAPICID:     uint8(m.cfg.CPUs), // the MP table's IOAPIC id too
 		SleepControl: acpi.SleepRegister(acpi.DefaultSleepPort),
