@@ -18,7 +18,9 @@ func (m *Machine) addACPI(slots []pciSlot) (uint64, error) {
 		IOAPICID:     uint8(m.cfg.CPUs), // the MP table's IOAPIC id too
 		SleepControl: acpi.SleepRegister(acpi.DefaultSleepPort),
 		SleepStatus:  acpi.SleepRegister(acpi.DefaultSleepPort),
-		BootFlags:    acpi.Boot8042,
+		// No 8042 (Linux would probe the reset-only i8042 for seconds),
+		// no VGA; a CMOS RTC (devices.RTC, described in the DSDT).
+		BootFlags: acpi.BootNoVGA,
 	}
 	for i := range m.cfg.VirtioMMIO {
 		cfg.VirtioMMIO = append(cfg.VirtioMMIO, acpi.MMIODevice{

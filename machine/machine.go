@@ -177,6 +177,7 @@ func (m *Machine) addLegacyDevices() error {
 		{I8042Port, 5, "i8042", devices.NewI8042(func() {
 			m.stop(Exit{Status: 0, Reason: "guest reset (i8042)"})
 		})},
+		{0x70, 2, "rtc", devices.NewRTC(nil)}, // CMOS RTC and NVRAM, ports 0x70-0x71
 		{DebugExitPort, 1, "debug-exit", devices.NewDebugExit(func(status int) {
 			m.stop(Exit{Status: status, Reason: fmt.Sprintf("guest exit %d (port %#x)", status, DebugExitPort)})
 		})},

@@ -6,6 +6,9 @@ import "fmt"
 // the \_S5 sleep package.
 func dsdtAML(c Config) (AML, error) {
 	var devs []AML
+	if c.BootFlags&BootNoCMOSRTC == 0 {
+		devs = append(devs, rtc())
+	}
 	for i, d := range c.VirtioMMIO {
 		if i > 0xff {
 			return nil, fmt.Errorf("acpi: more than 256 virtio-mmio devices")
@@ -25,6 +28,19 @@ func dsdtAML(c Config) (AML, error) {
 	s5 := uint64(c.S5Type)
 	return append(AML(Scope("_SB", devs...)),
 		Name("_S5", Package(Integer(s5), Integer(s5), Integer(0), Integer(0)))...), nil
+}
+
+// rtc is the CMOS RTC at ports 0x70-0x71 (PNP0B00), without an
+// interrupt: vmm's RTC raises none. Linux's rtc-cmos binds to it through
+// PNP; given no IRQ on a platform without a legacy PIC (hardware-reduced
+// ACPI), it runs without alarms, and hwclock polls the clock instead of
+// waiting for an update interrupt that would never come. (Without the
+// device, Linux registers a platform RTC with IRQ 8 hardwired.)
+func rtc() AML {
+	return Device("RTC",
+		Name("_HID", eisa("PNP0B00")),
+		Name("_CRS", ResourceTemplate(IO(0x70, 0x70, 1, 2))),
+	)
 }
 
 // eisa is EISAID for the fixed ids this package uses.

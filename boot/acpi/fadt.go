@@ -3,6 +3,14 @@ package acpi
 // FADT (ACPI 6.5 §5.2.9), revision 6, for a hardware-reduced platform:
 // no PM1/GPE blocks, no SCI; power-off goes through the sleep control
 // register with the SLP_TYP that \_S5 names.
+//
+// IAPC_BOOT_ARCH is Config.BootFlags, and Linux acts on it: an FADT of
+// revision >= 2 without Boot8042 means "no PS/2 controller", so the
+// i8042 driver gives up at once instead of probing the ports (seconds
+// of timeouts against a controller that only resets the machine), and
+// BootNoCMOSRTC would stop it registering the CMOS RTC. Without
+// BootNoCMOSRTC the FADT's CENTURY names the RTC's century byte, which
+// Linux then reads and writes with the rest of the date.
 const (
 	fadtSize       = 276
 	fadtRevision   = 6
@@ -11,6 +19,7 @@ const (
 	flagSlpButton  = 1 << 5  // no fixed sleep button
 	flagHWReduced  = 1 << 20 // HW_REDUCED_ACPI
 	offDSDT        = 40
+	offCentury     = 108
 	offBootArch    = 109
 	offFlags       = 112
 	offMinor       = 131
@@ -30,10 +39,18 @@ const (
 	BootNoCMOSRTC     = 1 << 5
 )
 
+// RTCCentury is the CMOS index of an MC146818 RTC's century byte (the
+// PC/AT convention, as in QEMU), which the FADT names when there is a
+// CMOS RTC.
+const RTCCentury = 0x32
+
 func fadt(dsdt uint64, c Config) []byte {
 	body := make([]byte, fadtSize-headerSize)
 	at := func(off int) []byte { return body[off-headerSize:] }
 	le.PutUint32(at(offDSDT), uint32(dsdt))
+	if c.BootFlags&BootNoCMOSRTC == 0 {
+		at(offCentury)[0] = RTCCentury
+	}
 	le.PutUint16(at(offBootArch), c.BootFlags)
 	le.PutUint32(at(offFlags), flagHWReduced|flagPwrButton|flagSlpButton)
 	at(offMinor)[0] = fadtMinor
