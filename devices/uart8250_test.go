@@ -143,3 +143,151 @@ func TestUARTLoopback(t *testing.T) {
 		t.Errorf("loopback read %q, output %q; want 'L' and nothing sent", got, r.out.String())
 	}
 }
+
+// uartStep is one register access of a replayed driver sequence: a
+// write of v, or a read whose value must be v on the bits in mask (0
+// checks nothing); line is the interrupt line's level after the access.
+type uartStep struct {
+	op   byte // 'r' or 'w'
+	off  uint64
+	v    byte
+	mask byte
+	line bool
+	what string
+}
+
+func (r *uartRig) replay(t *testing.T, steps []uartStep) {
+	t.Helper()
+	for i, s := range steps {
+		switch s.op {
+		case 'w':
+			r.write(s.off, s.v)
+		case 'r':
+			if got := r.read(s.off); got&s.mask != s.v&s.mask {
+				t.Errorf("step %d (%s): read reg %d = %#02x; want %#02x (mask %#02x)", i, s.what, s.off, got, s.v, s.mask)
+			}
+		}
+		if line := len(r.levels) > 0 && r.levels[len(r.levels)-1]; line != s.line {
+			t.Errorf("step %d (%s): interrupt line %v; want %v (changes so far %v)", i, s.what, line, s.line, r.levels)
+		}
+	}
+	for i := 1; i < len(r.levels); i++ {
+		if r.levels[i] == r.levels[i-1] {
+			t.Errorf("interrupt line set to %v twice in a row (changes %v): an edge-triggered pin needs a change per interrupt", r.levels[i], r.levels)
+		}
+	}
+}
+
+// Linux's 8250 register sequences, as Debian's 6.1 kernel performs them
+// (recorded under vmm): serial8250_do_startup's THRE and TXEN tests, the
+// interrupt-driven TX path, and the polled console write around it.
+var (
+	// serial8250_do_startup from a port the console set up (MCR=DTR,
+	// IER=0): clear the FIFOs and interrupts, the THRE test (OUT2 still
+	// off: no interrupt), OUT2 on, the TXEN test (a THRE interrupt at
+	// once, acknowledged by the IIR read), IER shadow RLSI|RDI, termios.
+	linuxStartup = []uartStep{
+		{'w', regMCR, 0x01, 0, false, "console setup: DTR"},
+		{'w', regIIR, 0x01, 0, false, "clear_fifos: FCR enable"},
+		{'w', regIIR, 0x07, 0, false, "clear_fifos: FCR clear"},
+		{'w', regIIR, 0x00, 0, false, "clear_fifos: FCR off"},
+		{'r', regLSR, lsrTHRE | lsrTEMT, 0xff, false, "clear LSR"},
+		{'r', regData, 0, 0, false, "clear RX"},
+		{'r', regIIR, iirNone, 0xff, false, "clear IIR"},
+		{'r', regMSR, 0xb0, 0xff, false, "clear MSR"},
+		{'r', regLSR, lsrTHRE, lsrTHRE, false, "THRE test: wait_for_xmitr"},
+		{'w', regIER, ierTHRI, 0, false, "THRE test: THRI on, OUT2 off"},
+		{'r', regIIR, iirTHRI, 0xff, false, "THRE test: iir1 has THRI"},
+		{'w', regIER, 0, 0, false, "THRE test: THRI off"},
+		{'w', regIER, ierTHRI, 0, false, "THRE test: THRI on again"},
+		{'r', regIIR, iirTHRI, 0xff, false, "THRE test: THRE reasserted (else UART_BUG_THRE)"},
+		{'w', regIER, 0, 0, false, "THRE test: done"},
+		{'w', regLCR, 0x03, 0, false, "8N1"},
+		{'w', regMCR, 0x09, 0, false, "OUT2 on, nothing pending"},
+		{'w', regIER, ierTHRI, 0, true, "TXEN test: THRI on raises the line"},
+		{'r', regLSR, lsrTEMT, lsrTEMT, true, "TXEN test: LSR"},
+		{'r', regIIR, iirTHRI, 0x0f, false, "TXEN test: THRI (else UART_BUG_TXEN); the read acknowledges it"},
+		{'w', regIER, 0, 0, false, "TXEN test: done"},
+		{'r', regLSR, 0, 0, false, "clear LSR"},
+		{'r', regData, 0, 0, false, "clear RX"},
+		{'r', regIIR, iirNone, 0x0f, false, "clear IIR"},
+		{'r', regMSR, 0, 0, false, "clear MSR"},
+		{'w', regIER, ierRLSI | ierRDI, 0, false, "set_termios: IER shadow"},
+		{'w', regLCR, 0x93, 0, false, "divisor latch"},
+		{'w', regData, 0x0c, 0, false, "DLL"},
+		{'w', regIER, 0x00, 0, false, "DLM"},
+		{'w', regLCR, 0x13, 0, false, "latch off"},
+		{'w', regIIR, 0x01, 0, false, "FCR enable"},
+		{'w', regIIR, 0x81, 0, false, "FCR trigger"},
+		{'w', regMCR, 0x0b, 0, false, "DTR|RTS|OUT2"},
+	}
+	// __start_tx sets THRI: the line rises. serial8250_interrupt reads
+	// IIR (THRI; the line falls), LSR and MSR, and tx_chars loads up to
+	// 16 bytes: the first makes THR empty again, a new edge. The next
+	// pass sends the rest and __stop_tx clears THRI (the line falls);
+	// the pass after finds nothing pending.
+	linuxTX = func() []uartStep {
+		s := []uartStep{{'w', regIER, ierRLSI | ierRDI | ierTHRI, 0, true, "__start_tx: THRI on"}}
+		handler := func(n int, last bool) {
+			s = append(s,
+				uartStep{'r', regIIR, iirFIFO | iirTHRI, 0xff, false, "handle_irq: IIR"},
+				uartStep{'r', regLSR, lsrTHRE | lsrTEMT, 0xff, false, "handle_irq: LSR"},
+				uartStep{'r', regMSR, 0, 0, false, "handle_irq: MSR"})
+			for i := 0; i < n; i++ {
+				s = append(s, uartStep{'w', regData, 'a' + byte(i), 0, true, "tx_chars: THR"})
+			}
+			if last {
+				s = append(s, uartStep{'w', regIER, ierRLSI | ierRDI, 0, false, "__stop_tx: THRI off"})
+			}
+		}
+		handler(16, false)
+		handler(4, true)
+		return append(s, uartStep{'r', regIIR, iirFIFO | iirNone, 0xff, false, "next pass: nothing pending"})
+	}()
+	// serial8250_console_write while the tty is transmitting: save IER,
+	// clear it (the line falls), poll LSR and write, restore IER (THRI
+	// re-enabled with THR empty: the THRE interrupt is asserted again).
+	linuxConsoleWriteDuringTX = []uartStep{
+		{'w', regIER, ierRLSI | ierRDI | ierTHRI, 0, true, "__start_tx: THRI on"},
+		{'r', regIER, ierRLSI | ierRDI | ierTHRI, 0xff, true, "console_write: save IER"},
+		{'w', regIER, 0, 0, false, "console_write: clear IER"},
+		{'r', regLSR, lsrTHRE, lsrTHRE, false, "console_write: wait THRE"},
+		{'w', regData, 'k', 0, false, "console_write: putchar"},
+		{'r', regLSR, lsrTHRE | lsrTEMT, lsrTHRE | lsrTEMT, false, "console_write: wait both empty"},
+		{'w', regIER, ierRLSI | ierRDI | ierTHRI, 0, true, "console_write: restore IER: THRE again"},
+		{'r', regIIR, iirFIFO | iirTHRI, 0xff, false, "handle_irq: IIR"},
+	}
+)
+
+// TestUARTLinuxSequences replays Linux's register sequences and checks
+// the IIR values it reads and every change of the interrupt line: one
+// rise per interrupt, a fall whenever the condition clears, so an
+// edge-triggered IOAPIC pin (ISA IRQ 4 under ACPI) sees each one.
+func TestUARTLinuxSequences(t *testing.T) {
+	cat := func(parts ...[]uartStep) []uartStep {
+		var all []uartStep
+		for _, p := range parts {
+			all = append(all, p...)
+		}
+		return all
+	}
+	tests := []struct {
+		name  string
+		steps []uartStep
+		out   string
+	}{
+		{"startup", linuxStartup, ""},
+		{"startup then TX", cat(linuxStartup, linuxTX), "abcdefghijklmnopabcd"},
+		{"startup, TX twice", cat(linuxStartup, linuxTX, linuxTX), "abcdefghijklmnopabcdabcdefghijklmnopabcd"},
+		{"console write during TX", cat(linuxStartup, linuxConsoleWriteDuringTX), "k"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newUARTRig()
+			r.replay(t, tt.steps)
+			if r.out.String() != tt.out {
+				t.Errorf("output = %q; want %q", r.out.String(), tt.out)
+			}
+		})
+	}
+}
