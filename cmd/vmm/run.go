@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -61,10 +62,10 @@ func boot(o *options) (int, error) {
 	go func() { loopErr <- loop.Run() }()
 
 	var mmioDevs, pciDevs []virtio.Device
+	var vs *virtioserial.Device
 	if serialCfg != nil {
 		serialCfg.Loop = loop
-		vs, err := virtioserial.New(*serialCfg)
-		if err != nil {
+		if vs, err = virtioserial.New(*serialCfg); err != nil {
 			return 0, err
 		}
 		defer vs.Close()
@@ -112,12 +113,26 @@ func boot(o *options) (int, error) {
 	}()
 
 	exit := m.Run()
+	// What the guest handed virtio-serial before it stopped (TX buffers,
+	// kicked or not, and console output) still goes out, before guest
+	// memory goes with m.Close (DESIGN.md).
+	m.WaitStopped()
+	if vs != nil {
+		if left := vs.Drain(time.Now().Add(drainTimeout)); left > 0 {
+			slog.Warn("virtio-serial: guest output its host peers did not take before exit", "bytes", left, "waited", drainTimeout)
+		}
+	}
 	if exit.Err != nil {
 		return 0, exit.Err
 	}
 	slog.Info("VM ended", "reason", exit.Reason, "status", exit.Status)
 	return exit.Status, nil
 }
+
+// drainTimeout bounds how long vmm waits, once the guest has stopped,
+// for host peers to take what the guest wrote before: a peer that is not
+// reading must not keep a powered-off VM alive.
+const drainTimeout = time.Second
 
 // serialBackend is COM1's host side.
 type serialBackend struct {

@@ -267,14 +267,22 @@ func (d *Device) Activate(ctx virtio.ActivateContext) error {
 }
 
 // Reset implements virtio.Device: queue state and everything held in
-// guest buffers is forgotten; backends stay connected.
+// guest buffers is forgotten; backends stay connected. What the guest
+// put in its TX queues before resetting is written out first, as far as
+// the backends take it now (QEMU likewise handles pending queue
+// notifications before a reset): Linux resets its virtio devices on the
+// way to a power-off, and a kick its ioeventfd absorbed may not have
+// reached the event loop yet.
 func (d *Device) Reset() {
 	d.locked(func() {
-		for _, n := range d.notifiers {
-			d.loop.Remove(n.FD)
+		if d.active {
+			for _, p := range d.sortedPortsLocked() {
+				if p.ready {
+					p.flushTX()
+				}
+			}
 		}
-		d.active, d.multiport = false, false
-		d.queues, d.notifiers, d.intr = nil, nil, nil
+		d.deactivate()
 		d.ctrlPending = nil
 		for k := range d.signal {
 			delete(d.signal, k)
@@ -283,6 +291,16 @@ func (d *Device) Reset() {
 			p.resetGuestState()
 		}
 	})
+}
+
+// deactivate detaches the device from its queues and their kicks; it
+// no longer touches guest memory. Caller holds mu.
+func (d *Device) deactivate() {
+	for _, n := range d.notifiers {
+		d.loop.Remove(n.FD)
+	}
+	d.active, d.multiport = false, false
+	d.queues, d.notifiers, d.intr = nil, nil, nil
 }
 
 // locked runs f with mu held, then raises the interrupts f asked for.

@@ -142,6 +142,7 @@ int cmd_vs_emerg(int argc, char **argv);
 int cmd_vs_timeout(int argc, char **argv);
 int cmd_vs_irq(int argc, char **argv);
 int cmd_vs_msix(int argc, char **argv);
+int cmd_vs_put(int argc, char **argv);
 NORETURN void ap_main(unsigned cpu);
 
 #endif

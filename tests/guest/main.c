@@ -222,6 +222,7 @@ static const struct command {
 	{ "vs-timeout", cmd_vs_timeout },
 	{ "vs-irq", cmd_vs_irq },
 	{ "vs-msix", cmd_vs_msix },
+	{ "vs-put", cmd_vs_put },
 };
 
 static void run(int argc, char **argv)

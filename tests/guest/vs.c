@@ -8,6 +8,8 @@
  *   vs-timeout SECONDS       stall timeout for vs (default 60)
  *   vs-irq on|off            device interrupts (IOAPIC or MSI-X) when waiting
  *   vs-msix on|off           PCI: MSI-X (default) or INTx; before the first vs command
+ *   vs-put NAME N [nokick]   hand N bytes (at most 256K) to NAME's TX queue and return
+ *                            without waiting for the device to use them
  * NAME is a PORT_NAME or #N (port id). N takes K, M, G suffixes.
  * The data is splitmix64(k / 8) >> 8 * (k % 8) at stream offset k; each
  * port has one stream per direction, counted from 0 at boot and carried
@@ -148,6 +150,48 @@ int cmd_vs_emerg(int argc, char **argv)
 		n++;
 	}
 	printf("guest: vs emerg wrote %u bytes\n", n);
+	return 0;
+}
+
+/* `vs-put NAME N [nokick]`: N bytes of NAME's stream go into TX buffers
+ * (all at once, so at most VC_TX_BUFS of them) and the command returns
+ * without waiting for the device to use them; with nokick the avail
+ * ring is published without a notification, as a driver may do while
+ * the device suppresses them. A `poweroff` or `exit` right after leaves
+ * the data to the VMM's shutdown path, which must still write it out. */
+int cmd_vs_put(int argc, char **argv)
+{
+	uint64_t n;
+	const char *end;
+	int kick = argc == 3;
+	if ((argc != 3 && argc != 4) || (!kick && strcmp(argv[3], "nokick")) ||
+	    !vm_parse_size(argv[2], &end, &n) || *end || n > (uint64_t)VC_TX_BUFS * VC_TX_BUF)
+		usage("vs-put", "want NAME N [nokick], N at most 256K");
+	struct vc_port *p = need_port("vs-put", argv[1]);
+	if (!p->guest_open)
+		vc_set_guest_open(p, 1);
+	vc_poll(p->dev);        /* reclaim what earlier commands left in flight */
+	printf("guest: vs-put %s %lu%s\n", argv[1], n, kick ? "" : " nokick");
+	for (uint64_t done = 0; done < n;) {
+		uint8_t *buf;
+		int slot = vc_tx_get(p, &buf);
+		if (slot < 0) {
+			printf("guest: vs-put: %s has buffers in flight\n", argv[1]);
+			guest_exit(EXIT_USAGE);
+		}
+		uint32_t len = n - done < VC_TX_BUF ? (uint32_t)(n - done) : VC_TX_BUF;
+		pat_fill(buf, p->tx_pos, len);
+		vc_tx_submit(p, slot, len);
+		p->tx_pos += len;
+		done += len;
+	}
+	if (kick) {
+		vq_flush(p->tx);
+	} else {
+		barrier();
+		p->tx->avail->idx = p->tx->avail_idx;
+		p->tx->pub_idx = p->tx->avail_idx;
+	}
 	return 0;
 }
 
