@@ -5,7 +5,7 @@ import "fmt"
 // dsdtAML is the DSDT's definition block: the devices under \_SB and
 // the \_S5 sleep package.
 func dsdtAML(c Config) (AML, error) {
-	var devs []AML
+	devs := []AML{com1()}
 	if c.BootFlags&BootNoCMOSRTC == 0 {
 		devs = append(devs, rtc())
 	}
@@ -40,6 +40,22 @@ func rtc() AML {
 	return Device("RTC",
 		Name("_HID", eisa("PNP0B00")),
 		Name("_CRS", ResourceTemplate(IO(0x70, 0x70, 1, 2))),
+	)
+}
+
+// com1 is the 16550A at 0x3f8 on GSI 4 (PNP0501, edge, active high).
+// On a hardware-reduced ACPI platform Linux has no legacy PIC and so no
+// ISA IRQs 0-15 ("preallocated irqs: 0"): the 8250 driver's built-in
+// COM1 (IRQ 4 hardwired) fails request_irq at every open, the tty gets
+// TTY_IO_ERROR and every userspace write to ttyS0 fails with EIO, while
+// printk's polled console path still works. Described here, 8250_pnp
+// takes the port over with GSI 4 mapped through the IOAPIC, as Cloud
+// Hypervisor's and Firecracker's DSDTs do.
+func com1() AML {
+	return Device("COM1",
+		Name("_HID", eisa("PNP0501")),
+		Name("_UID", Integer(0)),
+		Name("_CRS", ResourceTemplate(IO(0x3f8, 0x3f8, 1, 8), Interrupt(Edge, ActiveHigh, false, 4))),
 	)
 }
 
