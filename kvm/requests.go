@@ -34,6 +34,8 @@ var (
 	reqSetMPState    = iow(0x99, 4)
 	reqGetVCPUEvents = ior(0x9f, sizeOf[VCPUEvents]())
 	reqSetVCPUEvents = iow(0xa0, sizeOf[VCPUEvents]())
+	reqGetXCRs       = ior(0xa6, sizeOf[XCRs]())
+	reqSetXCRs       = iow(0xa7, sizeOf[XCRs]())
 )
 
 // reqRun is a constant so ioctl can recognise it without a lookup.
@@ -55,4 +57,5 @@ const (
 	CapMaxVCPUs       = 66
 	CapSignalMSI      = 77
 	CapImmediateExit  = 136
+	CapXCRs           = 56
 )

@@ -205,3 +205,21 @@ const (
 	MPStateHalted        = 3
 	MPStateSIPIReceived  = 4
 )
+
+// XCR is one extended control register (struct kvm_xcr).
+type XCR struct {
+	XCR      uint32
+	Reserved uint32
+	Value    uint64
+}
+
+// XCRs is struct kvm_xcrs: the vCPU's extended control registers.
+type XCRs struct {
+	NrXCRs  uint32
+	Flags   uint32
+	XCRs    [16]XCR
+	Padding [16]uint64
+}
+
+// XCR0 is the index of XFEATURE_ENABLED_MASK, the only XCR today.
+const XCR0 = 0

@@ -22,6 +22,7 @@ func TestStructSizes(t *testing.T) {
 		{"kvm_cpuid_entry2", unsafe.Sizeof(CPUIDEntry{}), 40},
 		{"kvm_lapic_state", unsafe.Sizeof(LAPICState{}), 1024},
 		{"kvm_vcpu_events", unsafe.Sizeof(VCPUEvents{}), 64},
+		{"kvm_xcrs", unsafe.Sizeof(XCRs{}), 392},
 		{"kvm_userspace_memory_region", unsafe.Sizeof(UserMemoryRegion{}), 32},
 		{"kvm_irq_level", unsafe.Sizeof(irqLevel{}), 8},
 		{"kvm_pit_config", unsafe.Sizeof(pitConfig{}), 64},

@@ -132,6 +132,15 @@ func (c *VCPU) Events() (VCPUEvents, error) {
 	return e, c.get(reqGetVCPUEvents, ptr(&e), "KVM_GET_VCPU_EVENTS")
 }
 
+// XCRs returns the extended control registers (XCR0).
+func (c *VCPU) XCRs() (XCRs, error) {
+	var x XCRs
+	return x, c.get(reqGetXCRs, ptr(&x), "KVM_GET_XCRS")
+}
+
+// SetXCRs sets the extended control registers.
+func (c *VCPU) SetXCRs(x XCRs) error { return c.get(reqSetXCRs, ptr(&x), "KVM_SET_XCRS") }
+
 // SetEvents sets pending events.
 func (c *VCPU) SetEvents(e VCPUEvents) error {
 	return c.get(reqSetVCPUEvents, ptr(&e), "KVM_SET_VCPU_EVENTS")

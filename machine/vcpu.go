@@ -75,6 +75,9 @@ func (v *vcpu) setup() error {
 	if err := v.cpu.SetCPUID2(cpuid); err != nil {
 		return err
 	}
+	if err := setXCR0(v.cpu, cpuid); err != nil {
+		return err
+	}
 	if err := v.setupLAPIC(); err != nil {
 		return err
 	}
