@@ -14,7 +14,7 @@ FUZZTIME  ?= 20s
 DURATION  ?= 10m
 export CGO_ENABLED := 0
 
-.PHONY: all vmm guest guest-linux deps kernels demo test vet unit bench fuzz soak clean
+.PHONY: all vmm guest guest-linux deps kernels stock-initrds nested demo test vet unit bench fuzz soak clean
 
 all: vmm guest
 
@@ -51,6 +51,20 @@ kernels: deps
 # demo boots the test guest on this terminal with two vCPUs and a
 # virtio-serial port whose host side is a file: the guest streams 64 MiB
 # of its checkable pattern into it while its COM1 heartbeat goes on.
+# stock-initrds packs the Go init and each stock kernel's virtio modules
+# (in load order; tests/stock_test.go names the same list) into
+# build/debian/initrd.cpio and build/debian-cloud/initrd.cpio.
+STOCK_MODULES := virtio_ring,virtio,virtio_pci_modern_dev,virtio_pci_legacy_dev,virtio_pci,virtio_mmio,virtio_console
+stock-initrds: kernels
+	for d in $(DEBIAN) $(BUILD)/debian-cloud; do \
+		$(GO) run ./tests/guest/linux/mkinitrd -o $$d/initrd.cpio -modules $$d/modules -module-list $(STOCK_MODULES) || exit 1; done
+
+# nested prepares the nested-KVM rig (tests/nested): the outer machine's
+# initramfs from Debian's generic kernel modules and busybox-static.
+# Run a command there by hand with: go run ./tests/nested/rig -- COMMAND
+nested: kernels
+	$(GO) run ./tests/nested/rig -prepare
+
 demo: deps vmm guest
 	$(VMM) run -kernel $(GUEST) -smp 2 -m 256M \
 		-device virtio-serial-device -chardev file,id=demo,path=$(BUILD)/demo-port.out \
@@ -65,7 +79,7 @@ vet:
 unit:
 	$(GO) test -count=1 ./kvm/ ./machine/ ./devices/... ./chardev/ ./boot/ ./cmd/...
 
-test: deps kernels guest-linux vet vmm guest
+test: deps kernels stock-initrds nested guest-linux vet vmm guest
 	VMM_DEBIAN_KERNEL_DIR=$(CURDIR)/$(DEBIAN) VMM_GUEST=$(CURDIR)/$(GUEST) VMM_BIN=$(CURDIR)/$(VMM) \
 	VMM_LINUX_DIR=$(CURDIR)/$(LINUX) \
 		$(GO) test -count=1 -timeout 30m ./...

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -83,11 +84,12 @@ type result struct {
 	stdout, stderr string
 	status         int
 	elapsed        time.Duration
+	err            error // from runNoFatal: it did not start, or timed out
 }
 
-// run starts a command with no stdin and a timeout, and collects it.
-func run(t *testing.T, timeout time.Duration, name string, args ...string) result {
-	t.Helper()
+// runNoFatal is run for goroutines (which must not call t.Fatal): a
+// start failure or a timeout comes back in result.err.
+func runNoFatal(timeout time.Duration, name string, args ...string) result {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
@@ -96,15 +98,24 @@ func run(t *testing.T, timeout time.Duration, name string, args ...string) resul
 	start := time.Now()
 	err := cmd.Run()
 	r := result{stdout: out.String(), stderr: errb.String(), elapsed: time.Since(start)}
-	if ctx.Err() != nil {
-		t.Fatalf("%s %q: timed out after %v\nstdout:\n%s\nstderr:\n%s", name, args, timeout, r.stdout, r.stderr)
-	}
 	var ee *exec.ExitError
 	switch {
+	case ctx.Err() != nil:
+		r.err = fmt.Errorf("%s: timed out after %v", name, timeout)
 	case errors.As(err, &ee):
 		r.status = ee.ExitCode()
 	case err != nil:
-		t.Fatalf("%s: %v", name, err)
+		r.err = err
+	}
+	return r
+}
+
+// run starts a command with no stdin and a timeout, and collects it.
+func run(t *testing.T, timeout time.Duration, name string, args ...string) result {
+	t.Helper()
+	r := runNoFatal(timeout, name, args...)
+	if r.err != nil {
+		t.Fatalf("%s %q: %v\nstdout:\n%s\nstderr:\n%s", name, args, r.err, r.stdout, r.stderr)
 	}
 	return r
 }

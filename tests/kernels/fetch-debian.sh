@@ -5,6 +5,9 @@
 # installing it and leaves in BUILD_DIR/debian/:
 #   bzImage  - boot/vmlinuz-* (the bzImage, 64-bit boot protocol)
 #   vmlinux  - the uncompressed ELF taken from the bzImage payload (PVH entry)
+#   modules/ - the modules a stock guest and the nested rig's outer machine
+#              load: virtio, virtio_console, 9p (and netfs, fscache), kvm,
+#              kvm-amd (and ccp, irqbypass); MODULES lists them
 # and, from linux-image-cloud-amd64, in BUILD_DIR/debian-cloud/:
 #   bzImage, modules/ (the virtio and char driver modules), MODULES, BUILTIN
 # (see fetch_cloud below).
@@ -116,11 +119,21 @@ fetch_cloud() {
 }
 fetch_cloud
 
-if [ -s "$out/bzImage" ] && [ -s "$out/vmlinux" ]; then
+if [ -s "$out/bzImage" ] && [ -s "$out/vmlinux" ] && [ -s "$out/MODULES" ]; then
 	exit 0
 fi
 mkdir -p "$out"
 fetch_deb linux-image-amd64 "$work"
+rm -rf "$out/modules"
+mkdir -p "$out/modules"
+gdir="$(ls -d "$work"/root/lib/modules/* | head -n 1)/kernel"
+for d in drivers/virtio drivers/char fs/9p net/9p fs/netfs fs/fscache arch/x86/kvm virt/lib drivers/crypto/ccp; do
+	if [ -d "$gdir/$d" ]; then
+		find "$gdir/$d" -name '*.ko*' -exec cp {} "$out/modules/" \;
+	fi
+done
+(cd "$out/modules" && ls) >"$out/MODULES"
+grep -E 'virtio|9p|kvm' "$gdir/../modules.builtin" >"$out/BUILTIN" 2>/dev/null || true
 vmlinuz="$(ls "$work"/root/boot/vmlinuz-* | head -n 1)"
 cp "$vmlinuz" "$out/bzImage.tmp"
 cp "$work/PACKAGE" "$out/PACKAGE"

@@ -22,9 +22,13 @@
 //	accept[=CASE,…]  the virtio-serial acceptance cases (acceptance.go)
 //
 // Before the command it loads the kernel modules named by vmm.modules=a,b,c
-// from /modules/ (modules.go), in that order. With vmm.poweroff=1 a run
-// that ends with status 0 powers the VM off (reboot(POWER_OFF), ACPI S5)
-// instead of using the debug-exit port.
+// from /modules/ (modules.go), in that order, and opens /dev/console again
+// if it had none: with console=hvc0 alone the console exists only once
+// virtio_console is loaded. With vmm.poweroff=1 a run that ends with
+// status 0 powers the VM off (reboot(POWER_OFF), ACPI S5) instead of
+// using the debug-exit port; with vmm.reboot=1 it reboots
+// (reboot(RESTART)). With vmm.klog=1 it first prints every kernel log
+// line of warning level or worse as "vmm-init: klog LINE" (klog.go).
 //
 // Build it with CGO_ENABLED=0 (tests/guest/linux/mkinitrd does).
 package main
@@ -37,6 +41,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -63,9 +68,7 @@ func main() {
 			logf("mount %s on %s: %v", m.fstype, m.dir, err)
 		}
 	}
-	if f, err := os.OpenFile("/dev/console", os.O_WRONLY|unix.O_NOCTTY, 0); err == nil {
-		console = f
-	}
+	hadConsole := openConsole()
 
 	n, online, err := onlineCPUs()
 	if err != nil {
@@ -76,6 +79,14 @@ func main() {
 	cmdline := readCmdline()
 	cmd := parseCommand(cmdline)
 	status, err := failStatus, loadModules(moduleList(cmdline))
+	if !hadConsole && openConsole() {
+		// What went to the missing console before is lost: say it again.
+		logf("ready cpus=%d online=%s", n, online)
+		logf("console opened after the modules")
+	}
+	if flagSet(cmdline, "vmm.klog") {
+		printKernelWarnings()
+	}
 	if err != nil {
 		cmd = "modules"
 	} else {
@@ -86,10 +97,24 @@ func main() {
 	} else {
 		logf("result ok")
 	}
-	if status == 0 && wantPoweroff(cmdline) {
+	switch {
+	case status == 0 && flagSet(cmdline, "vmm.poweroff"):
 		poweroff()
+	case status == 0 && flagSet(cmdline, "vmm.reboot"):
+		reboot()
 	}
 	end(status)
+}
+
+// openConsole makes /dev/console the init's output, and reports whether
+// it could be opened.
+func openConsole() bool {
+	f, err := os.OpenFile("/dev/console", os.O_WRONLY|unix.O_NOCTTY, 0)
+	if err != nil {
+		return false
+	}
+	console = f
+	return true
 }
 
 // logf prints one "vmm-init: " line on the console.
@@ -206,12 +231,33 @@ func listPorts() error {
 		names = append(names, e.Name())
 	}
 	sort.Strings(names)
-	for _, p := range names {
+	// A port's name arrives in its own control message after the port
+	// appears: give every port a moment to have one (a port the host
+	// did not name keeps an empty name, after the wait).
+	portName := func(p string) (string, error) {
 		b, err := os.ReadFile(filepath.Join(dir, p, "name"))
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return "", err
+		}
+		return strings.TrimSpace(string(b)), nil
+	}
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		named := 0
+		for _, p := range names {
+			if n, _ := portName(p); n != "" {
+				named++
+			}
+		}
+		if named == len(names) {
+			break
+		}
+	}
+	for _, p := range names {
+		n, err := portName(p)
+		if err != nil {
 			return err
 		}
-		logf("port %s name=%s", p, strings.TrimSpace(string(b)))
+		logf("port %s name=%s", p, n)
 	}
 	logf("ports n=%d", len(names))
 	// Console ports are hvc terminals.

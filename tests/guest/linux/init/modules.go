@@ -40,11 +40,9 @@ func moduleList(cmdline string) []string {
 	return names
 }
 
-// wantPoweroff reports whether vmm.poweroff=1 asks the init to end a
-// successful run with reboot(POWER_OFF) (ACPI S5) instead of the
-// debug-exit port.
-func wantPoweroff(cmdline string) bool {
-	v, _ := parseFlag(cmdline, "vmm.poweroff")
+// flagSet reports whether cmdline holds key=1 (e.g. vmm.poweroff=1).
+func flagSet(cmdline, key string) bool {
+	v, _ := parseFlag(cmdline, key)
 	return v == "1"
 }
 
@@ -92,5 +90,17 @@ func poweroff() {
 	unix.Sync()
 	if err := unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF); err != nil {
 		logf("poweroff: %v", err)
+	}
+}
+
+// reboot restarts the machine the way the kernel is told to (ACPI
+// reset register, keyboard controller, triple fault): under vmm, as
+// under QEMU's -no-reboot, that ends the VM with status 0.
+func reboot() {
+	logf("reboot")
+	drainConsole()
+	unix.Sync()
+	if err := unix.Reboot(unix.LINUX_REBOOT_CMD_RESTART); err != nil {
+		logf("reboot: %v", err)
 	}
 }

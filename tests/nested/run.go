@@ -1,0 +1,211 @@
+package nested
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Command is what to run in the outer machine.
+type Command struct {
+	Args []string // the program and its arguments, at host paths
+	Env  []string // NAME=VALUE added to a minimal environment
+	Dir  string   // working directory (a host path); default /
+	// Copy names host files the command needs that L1 cannot see (any
+	// path under /tmp, which L1 overlays): each is copied into the run
+	// folder, and Args and Env words equal to such a path are rewritten
+	// to the copy.
+	Copy    []string
+	CPUs    int // L1's vCPUs (TCG threads); default 2
+	MemMiB  int // L1's RAM; default 4096
+	Timeout time.Duration
+	// Console receives the outer machine's console as it runs: the
+	// command's stdout and stderr, and L1's own few lines.
+	Console io.Writer
+}
+
+// Run boots the outer machine, runs c there and returns the command's
+// exit status. An error means the rig itself failed (QEMU could not
+// start, the outer machine crashed or timed out, no /dev/kvm): the
+// command's verdict is then unknown.
+func (r *Rig) Run(ctx context.Context, c Command) (int, error) {
+	if c.CPUs == 0 {
+		c.CPUs = 2
+	}
+	if c.MemMiB == 0 {
+		c.MemMiB = 4096
+	}
+	if c.Timeout == 0 {
+		c.Timeout = 20 * time.Minute
+	}
+	if c.Dir == "" {
+		c.Dir = "/"
+	}
+	qemu, err := exec.LookPath("qemu-system-x86_64")
+	if err != nil {
+		return 0, fmt.Errorf("the nested rig needs QEMU: %w", err)
+	}
+	out, err := os.MkdirTemp(r.RunRoot, "run-")
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(out)
+	if err := r.stage(out, &c); err != nil {
+		return 0, err
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
+	defer cancel()
+	console := &tail{max: 64 << 10}
+	var w io.Writer = console
+	if c.Console != nil {
+		w = io.MultiWriter(console, c.Console)
+	}
+	q := exec.CommandContext(ctx, qemu,
+		"-accel", "tcg,thread=multi", "-cpu", "max",
+		"-smp", strconv.Itoa(c.CPUs), "-m", strconv.Itoa(c.MemMiB)+"M",
+		"-nodefaults", "-no-reboot", "-display", "none", "-monitor", "none",
+		"-serial", "stdio",
+		"-kernel", r.Kernel, "-initrd", r.Initrd,
+		"-virtfs", "local,path=/,mount_tag=host,security_model=passthrough,multidevs=remap,readonly=on,id=host",
+		"-virtfs", "local,path="+out+",mount_tag=out,security_model=passthrough,id=out",
+		"-append", "console=ttyS0 quiet panic=-1 nested.out="+out,
+	)
+	// One writer for both: exec copies each through its own goroutine.
+	both := &crlf{w: w}
+	q.Stdout, q.Stderr = both, both
+	start := time.Now()
+	err = q.Run()
+	if ctx.Err() != nil {
+		return 0, fmt.Errorf("outer machine timed out after %v; its console ended:\n%s", time.Since(start).Round(time.Second), console)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w; its console ended:\n%s", qemu, err, console)
+	}
+	if kvmMissing(console.String()) {
+		return 0, fmt.Errorf("the outer machine has no /dev/kvm (kvm_amd did not load); its console ended:\n%s", console)
+	}
+	b, err := os.ReadFile(filepath.Join(out, "status"))
+	if err != nil {
+		return 0, fmt.Errorf("%w; its console ended:\n%s", errNoStatus, console)
+	}
+	status, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return 0, fmt.Errorf("bad status %q from the outer machine", b)
+	}
+	return status, nil
+}
+
+// stage copies c.Copy into the run folder, rewrites c's references to
+// them, and writes cmd.sh, which L1's init runs chrooted at /.
+func (r *Rig) stage(out string, c *Command) error {
+	moved := map[string]string{}
+	for i, p := range c.Copy {
+		dst := filepath.Join(out, fmt.Sprintf("%d-%s", i, filepath.Base(p)))
+		if err := copyFile(dst, p); err != nil {
+			return err
+		}
+		moved[p] = dst
+	}
+	rewrite := func(s string) string {
+		if d, ok := moved[s]; ok {
+			return d
+		}
+		if k, v, ok := strings.Cut(s, "="); ok {
+			if d, ok := moved[v]; ok {
+				return k + "=" + d
+			}
+		}
+		return s
+	}
+	var sh strings.Builder
+	sh.WriteString("# written by the nested rig (tests/nested); run chrooted in the outer machine\n")
+	env := append([]string{
+		"HOME=/root",
+		"PATH=/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+		"TMPDIR=/tmp",
+		EnvInside + "=1",
+	}, c.Env...)
+	for _, e := range env {
+		fmt.Fprintf(&sh, "export %s\n", shellQuote(rewrite(e)))
+	}
+	fmt.Fprintf(&sh, "cd %s || exit 125\nexec", shellQuote(c.Dir))
+	for _, a := range c.Args {
+		fmt.Fprintf(&sh, " %s", shellQuote(rewrite(a)))
+	}
+	sh.WriteString(" </dev/null\n")
+	return os.WriteFile(filepath.Join(out, "cmd.sh"), []byte(sh.String()), 0o644)
+}
+
+func copyFile(dst, src string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	st, err := in.Stat()
+	if err != nil {
+		return err
+	}
+	o, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, st.Mode().Perm())
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(o, in); err != nil {
+		o.Close()
+		return err
+	}
+	return o.Close()
+}
+
+// shellQuote quotes s for sh: one word, nothing expanded.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// crlf drops the carriage returns that L1's tty adds before newlines,
+// and serialises writes from QEMU's stdout and stderr.
+type crlf struct {
+	mu sync.Mutex
+	w  io.Writer // guarded by mu
+}
+
+func (c *crlf) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, err := c.w.Write([]byte(strings.ReplaceAll(string(p), "\r\n", "\n"))); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// tail keeps the last max bytes written to it; QEMU's stdout and
+// stderr are copied into it from two goroutines.
+type tail struct {
+	max int
+	mu  sync.Mutex
+	b   []byte // guarded by mu
+}
+
+func (t *tail) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.b = append(t.b, p...)
+	if over := len(t.b) - t.max; over > 0 {
+		t.b = append(t.b[:0], t.b[over:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tail) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.b)
+}

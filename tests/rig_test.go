@@ -1,0 +1,121 @@
+package tests
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"vmm/tests/nested"
+)
+
+// Tests that need guest kernel code to run at full speed (stock distro
+// kernels) start with `if !runsHere(t) { return }`. Where this host's
+// KVM runs guest kernel mode natively, and inside the nested rig, they
+// run in this process. Where it emulates guest kernel mode (our PVM
+// hosts), runsHere runs the same test of this same binary in the nested
+// rig (package tests/nested), makes the rig's verdict this test's, and
+// returns false. A test that skipped in the rig fails here: it did not
+// run anywhere.
+
+var (
+	rigOnce sync.Once
+	rig     *nested.Rig
+	rigErr  error
+)
+
+// runsHere reports whether the calling top-level test runs in this
+// process; if not, it has already run in the nested rig.
+func runsHere(t *testing.T) bool {
+	t.Helper()
+	needKVM(t)
+	if os.Getenv(nested.EnvInside) != "" {
+		t.Log("running in the nested rig's outer machine (TCG time)")
+		return true
+	}
+	emulated, ratio := cpl0Emulated(t)
+	if !emulated {
+		return true
+	}
+	t.Logf("this host's KVM emulates guest CPL0 (a CPL0 loop runs %.0f× slower than at CPL3): running %s in the nested rig", ratio, t.Name())
+	rigOnce.Do(func() { rig, rigErr = nested.Prepare(filepath.Join(repoRoot(), "build")) })
+	if rigErr != nil {
+		t.Fatalf("nested rig: %v", rigErr)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	vmm := vmmBinary(t)
+	env := []string{"VMM_BIN=" + vmm}
+	for _, e := range os.Environ() {
+		if (strings.HasPrefix(e, "VMM_") && !strings.HasPrefix(e, "VMM_BIN=")) || strings.HasPrefix(e, "CI=") {
+			env = append(env, e)
+		}
+	}
+	var console syncBuffer
+	start := time.Now()
+	status, err := rig.Run(context.Background(), nested.Command{
+		Args: []string{self, "-test.run", "^" + t.Name() + "$", "-test.v", "-test.count=1", "-test.timeout=20m"},
+		Env:  env, Dir: filepath.Join(repoRoot(), "tests"),
+		Copy:    tmpFiles(self, vmm),
+		Timeout: 25 * time.Minute, Console: &console,
+	})
+	out := console.String()
+	t.Logf("nested rig (%v):\n%s", time.Since(start).Round(time.Second), out)
+	switch {
+	case err != nil:
+		t.Fatalf("nested rig: %v", err)
+	case strings.Contains(out, "--- SKIP: "+t.Name()):
+		t.Fatalf("%s skipped in the nested rig: it ran nowhere", t.Name())
+	case status != 0 || !strings.Contains(out, "--- PASS: "+t.Name()):
+		t.Fatalf("%s failed in the nested rig (status %d)", t.Name(), status)
+	}
+	return false
+}
+
+// tmpFiles lists the paths under os.TempDir, which the outer machine
+// cannot see (it has its own /tmp): the rig copies those in.
+func tmpFiles(paths ...string) []string {
+	var out []string
+	tmp := filepath.Clean(os.TempDir()) + string(filepath.Separator)
+	for _, p := range paths {
+		if strings.HasPrefix(filepath.Clean(p), tmp) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// TestNestedRig checks the rig itself: a command runs in the outer
+// machine at the host's paths, with /dev/kvm, a writable /tmp and the
+// host's read-only root, and its exit status comes back.
+func TestNestedRig(t *testing.T) {
+	if os.Getenv(nested.EnvInside) != "" {
+		t.Skip("already inside the rig")
+	}
+	if testing.Short() {
+		t.Skip("boots the outer machine under TCG (~10 s)")
+	}
+	r, err := nested.Prepare(filepath.Join(repoRoot(), "build"))
+	if err != nil {
+		t.Fatalf("nested.Prepare: %v", err)
+	}
+	var console syncBuffer
+	status, err := r.Run(context.Background(), nested.Command{
+		Args: []string{"sh", "-c", `test -c /dev/kvm && echo kvm=yes; echo "inside=$` + nested.EnvInside + `"; ` +
+			`test -f Makefile && echo checkout=yes; echo data >/tmp/f && cat /tmp/f; ` +
+			`touch Makefile 2>/dev/null || echo root=ro; exit 7`},
+		Dir: repoRoot(), Timeout: 5 * time.Minute, Console: &console,
+	})
+	if err != nil {
+		t.Fatalf("rig.Run: %v", err)
+	}
+	if status != 7 {
+		t.Errorf("rig.Run status = %d; want 7\n%s", status, console.String())
+	}
+	checkLines(t, console.String(), []string{"kvm=yes", "inside=1", "checkout=yes", "data", "root=ro"})
+}
