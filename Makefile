@@ -84,8 +84,8 @@ test: deps kernels stock-initrds nested guest-linux vet vmm guest
 	VMM_LINUX_DIR=$(CURDIR)/$(LINUX) \
 		$(GO) test -count=1 -timeout 30m ./...
 
-bench: deps vmm guest guest-linux
-	$(GO) run ./tests/bench -vmm $(VMM) -guest $(GUEST) -linux $(LINUX) -out $(BUILD)/bench.txt
+bench: deps vmm guest guest-linux stock-initrds nested
+	$(GO) run ./tests/bench -vmm $(VMM) -guest $(GUEST) -linux $(LINUX) -stock $(BUILD)/debian-cloud -out $(BUILD)/bench.txt
 
 # soak: every port both ways for DURATION under a seeded chaos schedule
 # (slow and paused readers, reconnects, killed peers, a pipe without a

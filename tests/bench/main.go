@@ -35,7 +35,15 @@ func main() {
 	out := flag.String("out", "", "also write the table to this file")
 	linux := flag.String("linux", "", "also time the Linux test kernel in this folder (vmlinux, initrd.cpio)")
 	linuxRuns := flag.Int("linux-runs", 5, "boots per peer for the Linux rows")
+	stock := flag.String("stock", "", "time Debian's stock kernel in this folder (bzImage, initrd.cpio) in the nested rig, whose outer machine is prepared from -build")
+	stockRuns := flag.Int("stock-runs", 3, "boots per peer for the stock-kernel rows")
+	build := flag.String("build", "build", "the build folder (the nested rig's files)")
+	inRig := flag.Bool("in-rig", false, "internal: time the -stock kernel here and print its table (the rig runs this)")
 	flag.Parse()
+	if *inRig {
+		fmt.Print(stockTable(*vmm, *stock, *stockRuns))
+		return
+	}
 
 	peers := []peer{
 		{"vmm", func(g, c string) []string {
@@ -51,7 +59,7 @@ func main() {
 	}
 	results := measure(peers, *guest, "exit 0", "guest: hello", *runs)
 	table := render(fmt.Sprintf("vmm vs QEMU %s, test guest, %d runs each, median (min–max)", qemuVersion(), *runs),
-		"first guest line", results)
+		"first guest line", "128 MiB", results)
 	serial, err := serialTable(*vmm, *guest, *runs)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
@@ -72,7 +80,15 @@ func main() {
 		}
 		lres := measure(lpeers, *linux+"/vmlinux", cmdline, "vmm-init: ready", *linuxRuns)
 		table += "\n" + render(fmt.Sprintf("Linux test kernel, -smp 1, %d runs each, median (min–max)", *linuxRuns),
-			"init's marker line", lres)
+			"init's marker line", "128 MiB", lres)
+	}
+	if *stock != "" {
+		t, err := stockInRig(*build, *vmm, *stock, *stockRuns)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "bench: stock kernel in the nested rig: %v\n", err)
+			os.Exit(1)
+		}
+		table += "\n" + t
 	}
 	fmt.Print(table)
 	if *out != "" {
@@ -188,7 +204,7 @@ func summarize(xs []float64) stat {
 	return stat{xs[len(xs)/2], xs[0], xs[len(xs)-1]}
 }
 
-func render(title, firstLine string, res map[string][]sample) string {
+func render(title, firstLine, guestMem string, res map[string][]sample) string {
 	var b strings.Builder
 	fmt.Fprintln(&b, title)
 	fmt.Fprintf(&b, "%-34s %-26s %-26s %s\n", "metric", "vmm", "qemu", "vmm/qemu")
@@ -198,7 +214,7 @@ func render(title, firstLine string, res map[string][]sample) string {
 	}{
 		{"start → " + firstLine, "ms", func(s sample) float64 { return float64(s.firstLine) / 1e6 }},
 		{"start → VM exit", "ms", func(s sample) float64 { return float64(s.exit) / 1e6 }},
-		{"VMM peak RSS (128 MiB guest)", "MiB", func(s sample) float64 { return float64(s.rssKiB) / 1024 }},
+		{"VMM peak RSS (" + guestMem + " guest)", "MiB", func(s sample) float64 { return float64(s.rssKiB) / 1024 }},
 	}
 	for _, row := range rows {
 		var st [2]stat

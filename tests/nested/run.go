@@ -29,6 +29,11 @@ type Command struct {
 	// Console receives the outer machine's console as it runs: the
 	// command's stdout and stderr, and L1's own few lines.
 	Console io.Writer
+	// Stdin, if set, is the console's input (e.g. the terminal, for a
+	// shell in a guest by hand): the command reads L1's console. QEMU
+	// puts a terminal in raw mode, so keys such as vmm's Ctrl-A x reach
+	// the command. Without it the command's stdin is /dev/null.
+	Stdin *os.File
 }
 
 // Run boots the outer machine, runs c there and returns the command's
@@ -81,6 +86,11 @@ func (r *Rig) Run(ctx context.Context, c Command) (int, error) {
 	// One writer for both: exec copies each through its own goroutine.
 	both := &crlf{w: w}
 	q.Stdout, q.Stderr = both, both
+	if c.Stdin != nil {
+		// A terminal in raw mode needs its carriage returns.
+		both.keepCR = true
+		q.Stdin = c.Stdin
+	}
 	start := time.Now()
 	err = q.Run()
 	if ctx.Err() != nil {
@@ -140,7 +150,10 @@ func (r *Rig) stage(out string, c *Command) error {
 	for _, a := range c.Args {
 		fmt.Fprintf(&sh, " %s", shellQuote(rewrite(a)))
 	}
-	sh.WriteString(" </dev/null\n")
+	if c.Stdin == nil {
+		sh.WriteString(" </dev/null")
+	}
+	sh.WriteString("\n")
 	return os.WriteFile(filepath.Join(out, "cmd.sh"), []byte(sh.String()), 0o644)
 }
 
@@ -173,13 +186,20 @@ func shellQuote(s string) string {
 // crlf drops the carriage returns that L1's tty adds before newlines,
 // and serialises writes from QEMU's stdout and stderr.
 type crlf struct {
-	mu sync.Mutex
-	w  io.Writer // guarded by mu
+	keepCR bool
+	mu     sync.Mutex
+	w      io.Writer // guarded by mu
 }
 
 func (c *crlf) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.keepCR {
+		if _, err := c.w.Write(p); err != nil {
+			return 0, err
+		}
+		return len(p), nil
+	}
 	if _, err := c.w.Write([]byte(strings.ReplaceAll(string(p), "\r\n", "\n"))); err != nil {
 		return 0, err
 	}

@@ -6,6 +6,7 @@
 //
 //	go run ./tests/nested/rig [-build build] [-timeout 20m] -- COMMAND [ARG...]
 //	go run ./tests/nested/rig -prepare
+//	go run ./tests/nested/rig -i -- build/vmm run … -append console=ttyS0   (a guest's shell)
 //
 // Its exit status is the command's; 125 when the rig itself failed.
 package main
@@ -26,6 +27,7 @@ func main() {
 	cpus := flag.Int("smp", 2, "the outer machine's vCPUs")
 	mem := flag.Int("m", 4096, "the outer machine's RAM in `MiB`")
 	prepare := flag.Bool("prepare", false, "only build the outer machine's initramfs (cached), run nothing")
+	interactive := flag.Bool("i", false, "give the command this terminal as its input (a guest's shell by hand)")
 	flag.Usage = func() {
 		fmt.Fprintf(os.Stderr, "usage: rig [flags] -- COMMAND [ARG...]\n")
 		flag.PrintDefaults()
@@ -45,10 +47,14 @@ func main() {
 		return
 	}
 	wd, _ := os.Getwd()
-	status, err := r.Run(context.Background(), nested.Command{
+	c := nested.Command{
 		Args: flag.Args(), Dir: wd, Env: passEnv(),
 		CPUs: *cpus, MemMiB: *mem, Timeout: *timeout, Console: os.Stdout,
-	})
+	}
+	if *interactive {
+		c.Stdin = os.Stdin
+	}
+	status, err := r.Run(context.Background(), c)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "rig: %v\n", err)
 		os.Exit(125)
