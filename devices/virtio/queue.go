@@ -183,7 +183,7 @@ func (q *Queue) usable() error {
 }
 
 // availIdx is an acquire load of avail->idx; mu must be held.
-func (q *Queue) availIdx() uint16 { return load16(q.avail, 2) }
+func (q *Queue) availIdx() uint16 { return Load16(q.avail, 2) }
 
 // Pop returns the next available chain, (nil, nil) when there is none.
 // A malformed chain breaks the queue: this and every later call fail.
@@ -286,9 +286,9 @@ func (q *Queue) publishUsed() {
 }
 
 // setAvailEvent writes avail_event, which follows the used ring; mu must
-// be held. A plain store: callers fence before they depend on it.
+// be held. An atomic store the driver may read at any time.
 func (q *Queue) setAvailEvent(v uint16) {
-	binary.LittleEndian.PutUint16(q.used[4+8*int(q.size):], v)
+	Store16(q.used, 4+8*int(q.size), v)
 }
 
 // NeedsInterrupt reports whether the driver wants an interrupt for the
@@ -305,9 +305,9 @@ func (q *Queue) NeedsInterrupt() bool {
 	q.signalled = now
 	// publishUsed fenced the used idx store before these loads.
 	if !q.eventIdx {
-		return binary.LittleEndian.Uint16(q.avail[0:])&availFNoInterrupt == 0
+		return Load16(q.avail, 0)&availFNoInterrupt == 0
 	}
-	return needEvent(load16(q.avail, 4+2*int(q.size)), now, old)
+	return needEvent(Load16(q.avail, 4+2*int(q.size)), now, old)
 }
 
 // needEvent is vring_need_event: has idx crossed event going from old to

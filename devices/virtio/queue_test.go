@@ -492,7 +492,8 @@ func TestRegisters(t *testing.T) {
 }
 
 // TestUnalignedHostRings runs a queue whose rings are not 4-aligned in
-// host memory, which takes the fenced plain-access paths.
+// host memory: avail idx then sits in the upper half of a word that
+// starts before the ring's slice.
 func TestUnalignedHostRings(t *testing.T) {
 	backing := make([]byte, tMemSize+2)
 	mem := fakeMem(backing[2:])
@@ -564,6 +565,7 @@ func TestConcurrent(t *testing.T) {
 				done <- err
 				return
 			}
+			d.q.NeedsInterrupt() // reads avail flags while the driver writes them
 			n++
 		}
 		done <- nil
@@ -583,10 +585,42 @@ func TestConcurrent(t *testing.T) {
 		d.setDesc(tDesc, (i+1)%d.size, d.alloc(4), 4, descFWrite, 0)
 		d.next = (i + 2) % d.size
 		d.offer(i)
+		d.put16(tAvail, uint16(sent)&availFNoInterrupt)
 		sent++
 		inflight++
 	}
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestLoadStore16 accesses a u16 at every 2-aligned offset of slices whose
+// host base is 0 or 2 mod 4 and checks the bytes around it are kept.
+func TestLoadStore16(t *testing.T) {
+	backing := make([]byte, 32)
+	for _, shift := range []int{0, 2, 4, 6} {
+		b := backing[shift : shift+10]
+		for off := 0; off+2 <= len(b); off += 2 {
+			for i := range backing {
+				backing[i] = byte(i)
+			}
+			want := uint16(b[off]) | uint16(b[off+1])<<8
+			if got := Load16(b, off); got != want {
+				t.Errorf("Load16(base+%d, %d) = %#x; want %#x", shift, off, got, want)
+			}
+			Store16(b, off, 0xbeef)
+			for i := range backing {
+				w := byte(i)
+				switch i {
+				case shift + off:
+					w = 0xef
+				case shift + off + 1:
+					w = 0xbe
+				}
+				if backing[i] != w {
+					t.Errorf("after Store16(base+%d, %d): byte %d = %#x; want %#x", shift, off, i, backing[i], w)
+				}
+			}
+		}
 	}
 }

@@ -6,15 +6,18 @@ import (
 	"unsafe"
 )
 
-// Guest memory is shared with vCPUs that run concurrently, so the ring
-// indices are accessed with sync/atomic. It has no 16-bit operations:
-// a u16 index is loaded through the naturally aligned 4-byte word that
-// holds it, when that word lies inside the ring's slice. Otherwise (a
-// 2-aligned ring whose index sits in the upper half of a word that
-// straddles the ring's end) the load is a plain 16-bit load after a full
-// fence, which on amd64 (TSO, aligned 16-bit loads are single-copy
-// atomic) is equivalent to an acquire load. Words are read as
-// little-endian, which is what the host (amd64) is.
+// Guest memory is shared with vCPUs that run concurrently, so every ring
+// field the other side writes (avail flags, idx and used_event for the
+// device; used flags, idx and avail_event for a driver) is accessed with
+// sync/atomic. It has no 16-bit operations: a u16 field is accessed
+// through the naturally aligned 4-byte word that contains it. For any
+// 2-aligned host address that word lies inside one 8-byte-granular Go
+// allocation or one mmap'd page, so it may extend past the ring's slice
+// without leaving mapped memory; a store rewrites only its own half with
+// a compare-and-swap. Split rings are 2-aligned (avail) and 4-aligned
+// (used) by spec, and guest RAM is page-aligned, so the odd-address
+// fallback (a fenced plain access) is unreachable for real rings. Words
+// are little-endian, which is what the host (amd64) is.
 
 // fenceWord is the target of the read-modify-write used as a full fence.
 var fenceWord atomic.Uint32
@@ -22,44 +25,60 @@ var fenceWord atomic.Uint32
 // fence is a full (store-load) barrier: LOCK XADD on amd64.
 func fence() { fenceWord.Add(0) }
 
-// word32 returns the 4-byte word at b[off:off+4] as an atomic target,
-// or nil if it is not 4-aligned in host memory or not inside b.
-func word32(b []byte, off int) *uint32 {
-	if off < 0 || off+4 > len(b) {
-		return nil
-	}
+// word32 returns the aligned 4-byte word that contains the u16 at
+// b[off:off+2] and the bit shift of that u16 in it, or nil if the host
+// address is odd.
+func word32(b []byte, off int) (*uint32, uint) {
+	_ = b[off : off+2] // bounds check, no access
 	p := unsafe.Pointer(&b[off])
-	if uintptr(p)%4 != 0 {
-		return nil
+	a := uintptr(p)
+	if a%2 != 0 {
+		return nil, 0
 	}
-	return (*uint32)(p)
+	return (*uint32)(unsafe.Add(p, -int(a%4))), uint(a%4) * 8
 }
 
-// load16 is an acquire load of the little-endian u16 at b[off:].
-func load16(b []byte, off int) uint16 {
-	if off%2 == 0 {
-		// The containing word starts at off or off-2, depending on the
-		// host address of b[off].
-		if w := word32(b, off); w != nil {
-			return uint16(atomic.LoadUint32(w))
-		}
-		if w := word32(b, off-2); w != nil {
-			return uint16(atomic.LoadUint32(w) >> 16)
+// Load16 is an acquire load of the little-endian u16 at b[off:], for
+// ring fields written concurrently by the other side (drivers in tests
+// use it too).
+func Load16(b []byte, off int) uint16 {
+	w, shift := word32(b, off)
+	if w == nil {
+		fence()
+		return binary.LittleEndian.Uint16(b[off:])
+	}
+	return uint16(atomic.LoadUint32(w) >> shift)
+}
+
+// Store16 is a release store (and, on amd64, a full fence: LOCK CMPXCHG)
+// of the little-endian u16 at b[off:] that leaves the other half of its
+// word untouched.
+func Store16(b []byte, off int, v uint16) {
+	w, shift := word32(b, off)
+	if w == nil {
+		fence()
+		binary.LittleEndian.PutUint16(b[off:], v)
+		fence()
+		return
+	}
+	for {
+		old := atomic.LoadUint32(w)
+		nw := old&^(0xffff<<shift) | uint32(v)<<shift
+		if atomic.CompareAndSwapUint32(w, old, nw) {
+			return
 		}
 	}
-	fence()
-	return binary.LittleEndian.Uint16(b[off:])
 }
 
 // store32 is a release store (and, on amd64, a full fence: XCHG) of the
-// little-endian u32 at b[off:]. Without host alignment it falls back to a
-// plain store followed by a fence.
+// little-endian u32 at b[off:]. Without 4-byte host alignment it falls
+// back to two 16-bit stores, low half (flags) first.
 func store32(b []byte, off int, v uint32) {
-	if w := word32(b, off); w != nil {
-		atomic.StoreUint32(w, v)
+	_ = b[off : off+4]
+	if p := unsafe.Pointer(&b[off]); uintptr(p)%4 == 0 {
+		atomic.StoreUint32((*uint32)(p), v)
 		return
 	}
-	fence()
-	binary.LittleEndian.PutUint32(b[off:], v)
-	fence()
+	Store16(b, off, uint16(v))
+	Store16(b, off+2, uint16(v>>16))
 }

@@ -80,8 +80,10 @@ func activeQueue(mem fakeMem, n uint16, features uint64) (*Queue, error) {
 	return q, q.Activate(mem, features)
 }
 
-func (d *driver) put16(addr uint64, v uint16) { binary.LittleEndian.PutUint16(d.mem[addr:], v) }
-func (d *driver) get16(addr uint64) uint16    { return binary.LittleEndian.Uint16(d.mem[addr:]) }
+// put16 and get16 access ring fields the device reads or writes
+// concurrently, atomically as a real driver's barriers would.
+func (d *driver) put16(addr uint64, v uint16) { Store16(d.mem, int(addr), v) }
+func (d *driver) get16(addr uint64) uint16    { return Load16(d.mem, int(addr)) }
 func (d *driver) get32(addr uint64) uint32    { return binary.LittleEndian.Uint32(d.mem[addr:]) }
 
 // descAddr is the buffer address in descriptor i of the queue's table.
@@ -122,11 +124,13 @@ func (d *driver) alloc(n uint32) uint64 {
 }
 
 // offer publishes head in the avail ring and bumps avail idx with a
-// release store (avail flags stay 0), as a concurrent driver must.
+// release store, as a concurrent driver must.
 func (d *driver) offer(head uint16) {
-	d.put16(tAvail+4+2*uint64(d.availIdx%d.size), head)
+	// A plain store: the idx store below publishes it (a CAS on the
+	// entry's word would also rewrite the neighbouring entry).
+	binary.LittleEndian.PutUint16(d.mem[tAvail+4+2*uint64(d.availIdx%d.size):], head)
 	d.availIdx++
-	store32(d.mem, tAvail, uint32(d.availIdx)<<16|uint32(d.get16(tAvail)))
+	d.put16(tAvail+2, d.availIdx)
 }
 
 // link writes bufs as a chain in table starting at slot first; slots
@@ -175,7 +179,7 @@ type usedElem struct{ id, n uint32 }
 // takeUsed returns the used entries the device published since last time.
 func (d *driver) takeUsed() []usedElem {
 	var out []usedElem
-	for idx := load16(d.mem, tUsed+2); d.usedSeen != idx; d.usedSeen++ {
+	for idx := Load16(d.mem, tUsed+2); d.usedSeen != idx; d.usedSeen++ {
 		e := tUsed + 4 + 8*uint64(d.usedSeen%d.size)
 		out = append(out, usedElem{d.get32(e), d.get32(e + 4)})
 	}

@@ -166,7 +166,7 @@ func (m *mockDriver) add(qi int, data []byte, writable int) bool {
 	avail, _ := m.mem.Slice(mq.avail, 6+2*uint64(size))
 	binary.LittleEndian.PutUint16(avail[4+2*int(mq.availIdx%size):], d)
 	mq.availIdx++
-	store16(avail, 2, mq.availIdx) // publish after the entry
+	virtio.Store16(avail, 2, mq.availIdx) // publish after the entry
 	return true
 }
 
@@ -187,7 +187,7 @@ func (m *mockDriver) reap(qi int) []usedElem {
 	mq := m.mq[qi]
 	size := m.queues[qi].Size()
 	used, _ := m.mem.Slice(mq.used, 6+8*uint64(size))
-	idx := load16(used, 2)
+	idx := virtio.Load16(used, 2)
 	var out []usedElem
 	for mq.usedSeen != idx {
 		e := used[4+8*int(mq.usedSeen%size):]
