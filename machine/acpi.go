@@ -6,9 +6,10 @@ import (
 )
 
 // addACPI builds the ACPI tables (MADT with every vCPU, the virtio-mmio
-// devices, the PCI host bridge and MCFG, and a sleep register through
-// which the guest's poweroff ends the VM) and places the power-off port.
-// It returns the RSDP address.
+// devices, the PCI host bridge and MCFG, a sleep register through which
+// the guest's poweroff ends the VM, and a reset register through which
+// its reset does) and places the power-off and reset ports. It returns
+// the RSDP address.
 func (m *Machine) addACPI(slots []pciSlot) (uint64, error) {
 	cfg := acpi.Config{
 		Memory:       m.mem,
@@ -18,6 +19,10 @@ func (m *Machine) addACPI(slots []pciSlot) (uint64, error) {
 		IOAPICID:     uint8(m.cfg.CPUs), // the MP table's IOAPIC id too
 		SleepControl: acpi.SleepRegister(acpi.DefaultSleepPort),
 		SleepStatus:  acpi.SleepRegister(acpi.DefaultSleepPort),
+		// A reset ends the VM, as QEMU's -no-reboot (the i8042's 0xfe
+		// and a triple fault do the same).
+		ResetRegister: acpi.PortRegister(acpi.DefaultResetPort),
+		ResetValue:    acpi.DefaultResetValue,
 		// No 8042 (Linux would probe the reset-only i8042 for seconds),
 		// no VGA; a CMOS RTC (devices.RTC, described in the DSDT).
 		BootFlags: acpi.BootNoVGA,
@@ -40,6 +45,11 @@ func (m *Machine) addACPI(slots []pciSlot) (uint64, error) {
 	sleep := &acpi.SleepControl{S5Type: acpi.SleepTypeS5,
 		PowerOff: func() { m.stop(Exit{Status: 0, Reason: "guest power off (ACPI S5)"}) }}
 	if err := m.pio.Add(acpi.DefaultSleepPort, 1, "acpi-sleep", sleep); err != nil {
+		return 0, err
+	}
+	reset := &acpi.ResetControl{Value: acpi.DefaultResetValue,
+		Reset: func() { m.stop(Exit{Status: 0, Reason: "guest reset (ACPI reset register)"}) }}
+	if err := m.pio.Add(acpi.DefaultResetPort, 1, "acpi-reset", reset); err != nil {
 		return 0, err
 	}
 	return tables.RSDP, nil

@@ -122,6 +122,11 @@ func New(cfg Config) (_ *Machine, err error) {
 	if err != nil {
 		return nil, err
 	}
+	// Firmware's part: what a guest jumping to F000:FFF0 finds (Linux's
+	// reboot on vmm's hardware-reduced ACPI platform ends there).
+	if err = boot.WriteResetVector(m.mem); err != nil {
+		return nil, err
+	}
 	if m.entry, err = boot.Load(m.mem, m.mem.RAM(), cfg.Kernel, cfg.Initrd, cmdline); err != nil {
 		return nil, err
 	}

@@ -31,9 +31,11 @@ func testConfig(mem Memory) Config {
 			MMIO64:   Window{0x100000000, 0x100000000},
 			Routes:   []INTxRoute{{Slot: 1, Pin: 1, GSI: 17}, {Slot: 2, Pin: 1, GSI: 18}},
 		},
-		SleepControl: SleepRegister(DefaultSleepPort),
-		SleepStatus:  SleepRegister(DefaultSleepPort),
-		BootFlags:    Boot8042,
+		SleepControl:  SleepRegister(DefaultSleepPort),
+		SleepStatus:   SleepRegister(DefaultSleepPort),
+		ResetRegister: PortRegister(DefaultResetPort),
+		ResetValue:    DefaultResetValue,
+		BootFlags:     Boot8042,
 	}
 }
 
@@ -186,7 +188,8 @@ func TestIASLDisassembly(t *testing.T) {
 	want := map[string][]string{
 		"DSDT": {`"LNRO0005"`, `EisaId ("PNP0A08")`, `EisaId ("PNP0A03")`, `EisaId ("PNP0C02")`, "_S5", "Package (0x04)", "_PRT",
 			"Memory32Fixed (ReadWrite,", "0xFEB01000", "WordBusNumber", "QWordMemory", "0x0001FFFF"},
-		"FACP": {"Hardware Reduced (V5) : 1", "Sleep Control Register", "Address : 00000000000003C0"},
+		"FACP": {"Hardware Reduced (V5) : 1", "Sleep Control Register", "Address : 00000000000003C0",
+			"Reset Register Supported (V2) : 1", "Space ID : 01 [SystemIO]", "Address : 00000000000003C1", "Value to cause reset : 0E"},
 		"APIC": {"Processor Local APIC", "I/O APIC", "Interrupt Source Override"},
 		"MCFG": {"Base Address : 00000000E0000000"},
 		"XSDT": {"ACPI Table Address   0"},

@@ -37,6 +37,12 @@ type Config struct {
 	SleepControl, SleepStatus GAS
 	S5Type                    byte
 
+	// ResetRegister is the FADT's reset register (PortRegister gives an
+	// I/O port), written with ResetValue to reset; a zero Address
+	// leaves it out (RESET_REG_SUP clear).
+	ResetRegister GAS
+	ResetValue    byte
+
 	BootFlags uint16 // FADT IAPC_BOOT_ARCH, e.g. Boot8042
 }
 
@@ -69,9 +75,7 @@ type INTxRoute struct {
 }
 
 // SleepRegister is an 8-bit sleep control or status register at port.
-func SleepRegister(port uint16) GAS {
-	return GAS{Space: SpaceSystemIO, Width: 8, Access: 1, Address: uint64(port)}
-}
+func SleepRegister(port uint16) GAS { return PortRegister(port) }
 
 // defaults fills in the zero fields and checks the rest.
 func (c Config) defaults() (Config, error) {

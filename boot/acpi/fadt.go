@@ -2,7 +2,14 @@ package acpi
 
 // FADT (ACPI 6.5 §5.2.9), revision 6, for a hardware-reduced platform:
 // no PM1/GPE blocks, no SCI; power-off goes through the sleep control
-// register with the SLP_TYP that \_S5 names.
+// register with the SLP_TYP that \_S5 names, and reset, where the
+// config has one, through the reset register (RESET_REG_SUP).
+//
+// Linux on x86 tries the register first unless the platform is
+// hardware-reduced and the kernel has EFI support (Debian's kernels):
+// then reboot_init picks EFI, and a kernel not booted through EFI goes
+// on to the BIOS reset vector (boot.WriteResetVector), never to ACPI.
+// reboot=a, kernels without CONFIG_EFI and other OSes take the register.
 //
 // IAPC_BOOT_ARCH is Config.BootFlags, and Linux acts on it: an FADT of
 // revision >= 2 without Boot8042 means "no PS/2 controller", so the
@@ -17,11 +24,14 @@ const (
 	fadtMinor      = 5
 	flagPwrButton  = 1 << 4  // no fixed power button
 	flagSlpButton  = 1 << 5  // no fixed sleep button
+	flagResetReg   = 1 << 10 // RESET_REG_SUP
 	flagHWReduced  = 1 << 20 // HW_REDUCED_ACPI
 	offDSDT        = 40
 	offCentury     = 108
 	offBootArch    = 109
 	offFlags       = 112
+	offResetReg    = 116
+	offResetValue  = 128
 	offMinor       = 131
 	offXDSDT       = 140
 	offSleepCtl    = 244
@@ -52,7 +62,13 @@ func fadt(dsdt uint64, c Config) []byte {
 		at(offCentury)[0] = RTCCentury
 	}
 	le.PutUint16(at(offBootArch), c.BootFlags)
-	le.PutUint32(at(offFlags), flagHWReduced|flagPwrButton|flagSlpButton)
+	flags := uint32(flagHWReduced | flagPwrButton | flagSlpButton)
+	if c.ResetRegister.Address != 0 {
+		flags |= flagResetReg
+		copy(at(offResetReg), c.ResetRegister.bytes())
+		at(offResetValue)[0] = c.ResetValue
+	}
+	le.PutUint32(at(offFlags), flags)
 	at(offMinor)[0] = fadtMinor
 	le.PutUint64(at(offXDSDT), dsdt)
 	copy(at(offSleepCtl), c.SleepControl.bytes())
