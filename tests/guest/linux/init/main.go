@@ -79,7 +79,7 @@ func main() {
 	cmdline := readCmdline()
 	cmd := parseCommand(cmdline)
 	status, err := failStatus, loadModules(moduleList(cmdline))
-	if !hadConsole && openConsole() {
+	if !hadConsole && waitConsole(cmdline) {
 		// What went to the missing console before is lost: say it again.
 		logf("ready cpus=%d online=%s", n, online)
 		logf("console opened after the modules")
@@ -114,6 +114,22 @@ func openConsole() bool {
 		return false
 	}
 	console = f
+	return true
+}
+
+// waitConsole opens /dev/console once it is there. With console=hvc0
+// the console exists only after virtio_console's handshake with the
+// device (PORT_ADD, then CONSOLE_PORT), which the driver's control work
+// does after finit_module has returned; other consoles get one try.
+func waitConsole(cmdline string) bool {
+	if !strings.Contains(cmdline, "console=hvc") {
+		return openConsole()
+	}
+	for deadline := time.Now().Add(30 * time.Second); !openConsole(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
 	return true
 }
 
@@ -155,6 +171,11 @@ func run(cmd string) (int, error) {
 		}
 		return 0, nil
 	case strings.HasPrefix(cmd, "vs="):
+		// Ports appear after the modules are loaded (portDevice): wait
+		// for the jobs' ports, so the list below is complete too.
+		if err := waitJobPorts(strings.TrimPrefix(cmd, "vs=")); err != nil {
+			return failStatus, err
+		}
 		if err := listPorts(); err != nil {
 			return failStatus, err
 		}

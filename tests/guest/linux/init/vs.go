@@ -59,8 +59,35 @@ func parseSize(s string) (int64, error) {
 	return n * mult, nil
 }
 
-// portDevice finds /dev/vportNpM for a port name.
+// portDevice finds /dev/vportNpM for a port name, waiting up to 30 s
+// for it: the driver adds ports and learns their names in its control
+// work (PORT_ADD, PORT_NAME), after finit_module has returned.
 func portDevice(name string) (string, error) {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		dev, err := findPort(name)
+		if err == nil || time.Now().After(deadline) {
+			return dev, err
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitJobPorts waits for the port of every job in spec (portDevice).
+func waitJobPorts(spec string) error {
+	jobs, err := parseJobs(spec)
+	if err != nil {
+		return err
+	}
+	for _, j := range jobs {
+		if _, err := portDevice(j.port); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func findPort(name string) (string, error) {
 	const dir = "/sys/class/virtio-ports"
 	ents, err := os.ReadDir(dir)
 	if err != nil {

@@ -1,7 +1,11 @@
 // Command mkinitrd builds the test kernel's initramfs: it builds the Go
 // init (tests/guest/linux/init, CGO_ENABLED=0, static) and writes an
-// uncompressed newc cpio holding /init, /dev, /proc, /sys and /dev/console
-// (char 5,1, which the kernel opens as init's stdin/stdout/stderr).
+// uncompressed newc cpio holding /init, /dev, /proc, /sys, /dev/console
+// (char 5,1, which the kernel opens as init's stdin/stdout/stderr) and
+// /dev/null (char 1,3). Without a console (console=hvc0 alone, before
+// virtio_console is loaded) the kernel starts init with fds 0-2 closed,
+// and the Go runtime then opens /dev/null for them before main runs,
+// or dies ("cannot open standard fds") and the kernel panics.
 //
 //	go run ./tests/guest/linux/mkinitrd -o build/linux/initrd.cpio
 //
@@ -97,6 +101,7 @@ func mkinitrd(out, goCmd, modDir string, modules []string) error {
 		cpio.Directory("proc", 0o755),
 		cpio.Directory("sys", 0o755),
 		cpio.CharDev("dev/console", 0o600, 5, 1),
+		cpio.CharDev("dev/null", 0o666, 1, 3),
 		cpio.StaticRecord(initBytes, cpio.Info{Name: "init", Mode: cpio.S_IFREG | 0o755}),
 	}
 	if len(modules) > 0 {
