@@ -32,6 +32,13 @@ func Fill(b []byte, off int64) {
 	}
 }
 
+// Pattern returns the stream bytes [off, off+n).
+func Pattern(off, n int64) []byte {
+	b := make([]byte, n)
+	Fill(b, off)
+	return b
+}
+
 // Check returns the index of the first byte of b that is not the stream
 // at offset off, or -1.
 func Check(b []byte, off int64) int {

@@ -2,7 +2,6 @@ package tests
 
 import (
 	"bufio"
-	"bytes"
 	"cmp"
 	"context"
 	"crypto/sha256"
@@ -361,7 +360,7 @@ func (p *peer) checkSHA(n int64, sum [32]byte) error {
 // by line as it comes, so the test can react to what the guest prints.
 type lineVM struct {
 	start  time.Time
-	stderr lockedBuffer
+	stderr syncBuffer
 
 	mu    sync.Mutex
 	lines []string      // guarded by mu
@@ -506,22 +505,4 @@ func (v *lineVM) firstCase() time.Duration {
 		}
 	}
 	return 0
-}
-
-// lockedBuffer is a bytes.Buffer safe for the writer exec starts.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer // guarded by mu
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -80,13 +80,12 @@ func TestPtyPort(t *testing.T) {
 		"-append", "vs-timeout 60; vs tty:w:1M; exit 0"}
 	cmd, stdout, stderr := startPiped(t, vmmBinary(t), args...)
 	path := ""
-	deadline := time.Now().Add(30 * time.Second)
-	for path == "" && time.Now().Before(deadline) {
+	waitUntil(t, 30*time.Second, "vmm to print the pty's path", func() bool {
 		if _, p, ok := strings.Cut(stderr.String(), "char device redirected to "); ok {
 			path, _, _ = strings.Cut(p, " ")
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return path != ""
+	})
 	if !strings.HasPrefix(path, "/dev/pts/") || !strings.Contains(stderr.String(), "(label tty)") {
 		t.Fatalf("stderr = %q; want \"char device redirected to /dev/pts/N (label tty)\"", stderr.String())
 	}

@@ -20,9 +20,7 @@ import (
 func vmWith(t *testing.T, cmdline string, extra ...string) <-chan result {
 	t.Helper()
 	args := append([]string{"run", "-kernel", guestELF(t), "-m", "256M", "-append", cmdline}, extra...)
-	done := make(chan result, 1)
-	go func() { done <- run(t, 3*time.Minute, vmmBinary(t), args...) }()
-	return done
+	return startRun(t, 3*time.Minute, vmmBinary(t), args...)
 }
 
 // TestFlowControlA_ServerPeerNeverReads: unix server, wait=off, a host
@@ -37,7 +35,7 @@ func TestFlowControlA_ServerPeerNeverReads(t *testing.T) {
 		"-device", "virtserialport,chardev=a,name=a")
 	c := dial(t, sock)
 	defer c.Close()
-	r := <-done
+	r := vmEnded(t, done)
 	// The guest's own timeout ends the job: it was never frozen.
 	if r.status != 0xE1 || !strings.Contains(r.stdout, "guest: vs a stalled at offset") {
 		t.Fatalf("exit %d; want the guest's stall report (0xE1)\n%s\n%s", r.status, withoutHeartbeats(r.stdout), r.stderr)
@@ -60,12 +58,10 @@ func TestFlowControlB_ClientToListener(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer listener.Process.Kill()
-	for i := 0; i < 500; i++ {
-		if _, err := os.Stat(sock); err == nil {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitUntil(t, 5*time.Second, "socat to bind "+sock, func() bool {
+		_, err := os.Stat(sock)
+		return err == nil
+	})
 	done := vmWith(t, "vs b:w:8M; exit 0",
 		"-device", "virtio-serial-device", "-chardev", "socket,id=b,path="+sock,
 		"-device", "virtserialport,chardev=b,name=b")

@@ -92,6 +92,12 @@ type result struct {
 func runNoFatal(timeout time.Duration, name string, args ...string) result {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	return runCtx(ctx, timeout, name, args...)
+}
+
+// runCtx runs a command until it ends or ctx is done (then it is
+// killed and result.err says so).
+func runCtx(ctx context.Context, timeout time.Duration, name string, args ...string) result {
 	cmd := exec.CommandContext(ctx, name, args...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -100,8 +106,10 @@ func runNoFatal(timeout time.Duration, name string, args ...string) result {
 	r := result{stdout: out.String(), stderr: errb.String(), elapsed: time.Since(start)}
 	var ee *exec.ExitError
 	switch {
-	case ctx.Err() != nil:
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		r.err = fmt.Errorf("%s: timed out after %v", name, timeout)
+	case ctx.Err() != nil:
+		r.err = fmt.Errorf("%s: killed at the end of the test", name)
 	case errors.As(err, &ee):
 		r.status = ee.ExitCode()
 	case err != nil:
@@ -118,6 +126,46 @@ func run(t *testing.T, timeout time.Duration, name string, args ...string) resul
 		t.Fatalf("%s %q: %v\nstdout:\n%s\nstderr:\n%s", name, args, r.err, r.stdout, r.stderr)
 	}
 	return r
+}
+
+// startRun runs name ARGS… (vmm or QEMU) in the background with a
+// timeout and returns a channel that receives its result once. It never
+// fails the test (a timeout or start failure is in result.err), so
+// goroutines may use it, and the process is killed when the test ends.
+func startRun(t *testing.T, timeout time.Duration, name string, args ...string) <-chan result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	done := make(chan result, 1)
+	ended := make(chan struct{})
+	go func() {
+		defer close(ended)
+		done <- runCtx(ctx, timeout, name, args...)
+	}()
+	t.Cleanup(func() { cancel(); <-ended })
+	return done
+}
+
+// vmEnded waits for a startRun result on the test's goroutine and fails
+// the test if the VM did not run to its end.
+func vmEnded(t *testing.T, done <-chan result) result {
+	t.Helper()
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("%v\nstdout:\n%s\nstderr:\n%s", r.err, withoutHeartbeats(r.stdout), r.stderr)
+	}
+	return r
+}
+
+// waitUntil polls cond until it holds, failing the test after timeout.
+func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // runVMM runs `vmm run ARGS…`.
@@ -140,10 +188,11 @@ func qemuBinary(t *testing.T) string {
 	return p
 }
 
-// syncBuffer is a bytes.Buffer safe to read while a process writes it.
+// syncBuffer is a bytes.Buffer safe to read while a process writes it
+// (the one locked buffer of these tests).
 type syncBuffer struct {
 	mu  sync.Mutex
-	buf bytes.Buffer
+	buf bytes.Buffer // guarded by mu
 }
 
 func (b *syncBuffer) Write(p []byte) (int, error) {

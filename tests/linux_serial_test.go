@@ -42,14 +42,13 @@ func linuxVirtioSerial(t *testing.T, transport string) {
 		args = append(args, "-chardev", "socket,id="+p+",path="+sock(p)+",server=on,wait=off",
 			"-device", "virtserialport,chardev="+p+",name=org.vmm."+p)
 	}
-	done := make(chan result, 1)
-	go func() { done <- run(t, 5*time.Minute, vmmBinary(t), args...) }()
+	done := startRun(t, 5*time.Minute, vmmBinary(t), args...)
 
 	// Host peers: one reads and acks, one writes, one connects and never reads.
 	stuck := dial(t, sock("stuck"))
 	defer stuck.Close()
 	waitPeers := linuxPeers(t, sock, size)
-	r := <-done
+	r := vmEnded(t, done)
 	waitPeers()
 	if r.status != 0 {
 		t.Fatalf("exit status %d\nstdout:\n%s\nstderr:\n%s", r.status, r.stdout, r.stderr)

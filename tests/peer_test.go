@@ -1,12 +1,13 @@
 package tests
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"net"
 	"testing"
 	"time"
+
+	"vmm/soak"
 )
 
 // The host side of the serial tests: peers on the unix sockets vmm
@@ -17,36 +18,31 @@ const ackByte = 0x06
 // dial connects to a vmm socket chardev, waiting for vmm to bind it.
 func dial(t *testing.T, path string) net.Conn {
 	t.Helper()
+	c, err := dialNoFatal(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// dialNoFatal is dial for goroutines (which must not call t.Fatal).
+func dialNoFatal(path string) (net.Conn, error) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		c, err := net.Dial("unix", path)
 		if err == nil {
-			return c
+			return c, nil
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("connect %s: %v", path, err)
+			return nil, fmt.Errorf("connect %s: %w", path, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 }
 
-// pattern returns stream bytes [off, off+n): byte k is byte k%8 of
-// splitmix64(k/8) — the same stream the guests write and check.
-func pattern(off, n int64) []byte {
-	b := make([]byte, n)
-	for i := range b {
-		k := uint64(off) + uint64(i)
-		b[i] = byte(splitmix64(k/8) >> (8 * (k % 8)))
-	}
-	return b
-}
-
-func splitmix64(x uint64) uint64 {
-	z := x + 0x9e3779b97f4a7c15
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
-	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
-	return z ^ (z >> 31)
-}
+// pattern returns stream bytes [off, off+n) of soak's stream, the one
+// the guests write and check.
+func pattern(off, n int64) []byte { return soak.Pattern(off, n) }
 
 // receive reads n bytes from c and checks them against the pattern
 // from offset off; it returns nil or an error naming the first bad byte.
@@ -55,13 +51,9 @@ func receive(c io.Reader, off, n int64) error {
 	for got := int64(0); got < n; {
 		k, err := c.Read(buf[:min(int64(len(buf)), n-got)])
 		if k > 0 {
-			want := pattern(off+got, int64(k))
-			if !bytes.Equal(buf[:k], want) {
-				i := 0
-				for buf[i] == want[i] {
-					i++
-				}
-				return fmt.Errorf("byte at offset %d is %#x; want %#x", off+got+int64(i), buf[i], want[i])
+			if i := soak.Check(buf[:k], off+got); i >= 0 {
+				at := off + got + int64(i)
+				return fmt.Errorf("byte at offset %d is %#x; want %#x", at, buf[i], soak.PatternByte(at))
 			}
 			got += int64(k)
 		}
@@ -90,16 +82,24 @@ func linuxPeers(t *testing.T, sock func(string) string, size int64) (wait func()
 	t.Helper()
 	errs := make(chan error, 2)
 	go func() {
-		c := dial(t, sock("out"))
+		c, err := dialNoFatal(sock("out"))
+		if err != nil {
+			errs <- err
+			return
+		}
 		defer c.Close()
-		err := receive(c, 0, size)
+		err = receive(c, 0, size)
 		if err == nil {
 			_, err = c.Write([]byte{ackByte})
 		}
 		errs <- err
 	}()
 	go func() {
-		c := dial(t, sock("in"))
+		c, err := dialNoFatal(sock("in"))
+		if err != nil {
+			errs <- err
+			return
+		}
 		defer c.Close()
 		errs <- send(c, 0, size)
 	}()

@@ -32,15 +32,13 @@ func serialVMOn(t *testing.T, transport string, names []string, cmdline string) 
 			"-device", "virtserialport,chardev="+n+",name="+n)
 	}
 	args = append(args, "-append", cmdline)
-	done := make(chan result, 1)
-	go func() { done <- run(t, 3*time.Minute, vmmBinary(t), args...) }()
-	return socks, done
+	return socks, startRun(t, 3*time.Minute, vmmBinary(t), args...)
 }
 
 // finish waits for the VM and requires exit status 0 and no guest errors.
 func finish(t *testing.T, done <-chan result) result {
 	t.Helper()
-	r := <-done
+	r := vmEnded(t, done)
 	if r.status != 0 {
 		t.Fatalf("exit status %d\nstdout (no heartbeats):\n%s\nstderr:\n%s", r.status, withoutHeartbeats(r.stdout), r.stderr)
 	}
@@ -191,8 +189,7 @@ func TestVirtioSerialUnderQEMU(t *testing.T) {
 		args = append(args, "-chardev", fmt.Sprintf("socket,id=%s,path=%s,server=on,wait=off", n, sock(n)),
 			"-device", "virtserialport,chardev="+n+",name="+n)
 	}
-	done := make(chan result, 1)
-	go func() { done <- run(t, 3*time.Minute, qemu, args...) }()
+	done := startRun(t, 3*time.Minute, qemu, args...)
 	p0, p1 := dial(t, sock("p0")), dial(t, sock("p1"))
 	defer p0.Close()
 	defer p1.Close()
@@ -205,7 +202,7 @@ func TestVirtioSerialUnderQEMU(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	r := <-done
+	r := vmEnded(t, done)
 	if r.status != 1 { // QEMU's debug-exit: 2*0+1
 		t.Fatalf("QEMU exit status %d; want 1\nstdout:\n%s\nstderr:\n%s", r.status, withoutHeartbeats(r.stdout), r.stderr)
 	}
@@ -257,14 +254,13 @@ func TestVirtioSerialPCIUnderQEMU(t *testing.T) {
 		"-device", "isa-debug-exit,iobase=0xf4,iosize=4", "-device", "virtio-serial-pci,max_ports=8",
 		"-chardev", "socket,id=p0,path=" + sock + ",server=on,wait=off", "-device", "virtserialport,chardev=p0,name=p0",
 		"-kernel", guestELF(t), "-append", "vs-irq on; vs p0:w:16M; exit 0"}
-	done := make(chan result, 1)
-	go func() { done <- run(t, 3*time.Minute, qemu, args...) }()
+	done := startRun(t, 3*time.Minute, qemu, args...)
 	c := dial(t, sock)
 	defer c.Close()
 	if err := receive(c, 0, 16<<20); err != nil {
 		t.Error(err)
 	}
-	r := <-done
+	r := vmEnded(t, done)
 	if r.status != 1 {
 		t.Fatalf("QEMU exit status %d; want 1\n%s\n%s", r.status, withoutHeartbeats(r.stdout), r.stderr)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"vmm/chardev"
 	"vmm/devices/virtio"
+	"vmm/soak"
 )
 
 // The mock driver plays Linux's virtio_console driver against the
@@ -419,22 +420,8 @@ func (r *rig) stats(id uint32) PortStats {
 	return PortStats{}
 }
 
-// pattern is the checkable stream the end-to-end tests use too.
-func pattern(off, n int) []byte {
-	b := make([]byte, n)
-	for i := range b {
-		k := uint64(off + i)
-		b[i] = byte(splitmix64(k/8) >> (8 * (k % 8)))
-	}
-	return b
-}
-
-func splitmix64(x uint64) uint64 {
-	z := x + 0x9e3779b97f4a7c15
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
-	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
-	return z ^ (z >> 31)
-}
+// pattern is soak's checkable stream, the one the end-to-end tests use.
+func pattern(off, n int) []byte { return soak.Pattern(int64(off), int64(n)) }
 
 // readAll reads from a non-blocking fd until n bytes or a deadline.
 func readAll(t *testing.T, fd, n int) []byte {

@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"vmm/soak"
 )
 
 // Serial rows: one virtio-serial port over a unix socket, the test
@@ -149,7 +151,7 @@ func echoLatency(name, vmm, guest string, rounds int) ([]time.Duration, error) {
 	var rtts []time.Duration
 	b := []byte{0}
 	for i := 0; i < rounds; i++ {
-		b[0] = pattern(int64(i))
+		b[0] = soak.PatternByte(int64(i))
 		start := time.Now()
 		if _, err := v.conn.Write(b); err != nil {
 			return nil, err
@@ -162,22 +164,9 @@ func echoLatency(name, vmm, guest string, rounds int) ([]time.Duration, error) {
 	return rtts[rounds/10:], nil // the first tenth warms up
 }
 
-// pattern is the stream byte at offset k (see tests/peer_test.go).
-func pattern(k int64) byte {
-	x := uint64(k) / 8
-	z := x + 0x9e3779b97f4a7c15
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
-	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
-	z ^= z >> 31
-	return byte(z >> (8 * (uint64(k) % 8)))
-}
-
 // serialTable runs the serial rows for both peers, interleaved.
 func serialTable(vmm, guest string, runs int) (string, error) {
-	data := make([]byte, transferSize)
-	for i := range data {
-		data[i] = pattern(int64(i))
-	}
+	data := soak.Pattern(0, transferSize)
 	g2h := map[string][]float64{}
 	h2g := map[string][]float64{}
 	lat := map[string][]time.Duration{}
