@@ -16,7 +16,8 @@ type Conn struct {
 }
 
 // Sink receives a backend's connection events, on the loop goroutine
-// (or during Start).
+// (or during Start): timers and watcher goroutines reach it through
+// Loop.Post.
 type Sink interface {
 	Connected(c Conn)
 	// Disconnected is called when the backend itself loses the peer

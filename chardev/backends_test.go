@@ -169,7 +169,7 @@ func TestPipeNoReaderNeverBlocks(t *testing.T) {
 	}
 	sink := newRecSink()
 	p := NewPipe("p", base)
-	if err := p.Start(nil, sink); err != nil {
+	if err := p.Start(startLoop(t), sink); err != nil {
 		t.Fatal(err)
 	}
 	defer p.Close()
@@ -235,7 +235,7 @@ func readFull(f *os.File, b []byte) (int, error) {
 func TestPtyAttachAndLeave(t *testing.T) {
 	sink := newRecSink()
 	p := NewPty("pty0")
-	if err := p.Start(nil, sink); err != nil {
+	if err := p.Start(startLoop(t), sink); err != nil {
 		t.Fatal(err)
 	}
 	defer p.Close()

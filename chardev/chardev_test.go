@@ -191,7 +191,87 @@ func TestLoopNotPollable(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unix.Close(f)
-	if err := loop.Add(f, unix.EPOLLIN, func(uint32) {}); !errors.Is(err, ErrNotPollable) {
+	if _, err := loop.Add(f, unix.EPOLLIN, func(uint32) {}); !errors.Is(err, ErrNotPollable) {
 		t.Errorf("Add(/dev/null) = %v; want ErrNotPollable", err)
+	}
+}
+
+// TestLoopPost: posted functions run on the loop goroutine in order, and
+// nothing is accepted once the loop is closed.
+func TestLoopPost(t *testing.T) {
+	loop, err := NewLoop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ended := make(chan struct{})
+	go func() { loop.Run(); close(ended) }()
+	var got []int // touched only by posted functions, then read after done
+	done := make(chan struct{})
+	for i := range 100 {
+		if !loop.Post(func() { got = append(got, i) }) {
+			t.Fatalf("Post(%d) = false on a running loop; want true", i)
+		}
+	}
+	loop.Post(func() { close(done) })
+	<-done
+	for i, v := range got {
+		if v != i {
+			t.Fatalf("posted function %d ran as number %d; want in order", v, i)
+		}
+	}
+	if len(got) != 100 {
+		t.Errorf("%d posted functions ran; want 100", len(got))
+	}
+	loop.Close()
+	<-ended
+	if loop.Post(func() { t.Error("a function posted after Close ran") }) {
+		t.Error("Post after Close = true; want false")
+	}
+}
+
+// TestLoopReusedFD: a removed registration's handler is never called,
+// even when the kernel gives its fd number to a new registration.
+func TestLoopReusedFD(t *testing.T) {
+	loop := startLoop(t)
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_NONBLOCK|unix.O_CLOEXEC); err != nil {
+		t.Fatal(err)
+	}
+	old := make(chan struct{}, 100)
+	w, err := loop.Add(p[0], unix.EPOLLIN, func(uint32) { old <- struct{}{} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Remove and close on the loop goroutine, then reuse the number.
+	removed := make(chan struct{})
+	loop.Post(func() { w.Remove(); unix.Close(p[0]); unix.Close(p[1]); close(removed) })
+	<-removed
+	for len(old) > 0 {
+		<-old
+	}
+	var q [2]int
+	if err := unix.Pipe2(q[:], unix.O_NONBLOCK|unix.O_CLOEXEC); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(q[0])
+	defer unix.Close(q[1])
+	fresh := make(chan struct{}, 1)
+	if _, err := loop.Add(q[0], unix.EPOLLIN, func(uint32) {
+		var b [16]byte
+		unix.Read(q[0], b[:])
+		select {
+		case fresh <- struct{}{}:
+		default:
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	unix.Write(q[1], []byte("x"))
+	<-fresh
+	if len(old) != 0 {
+		t.Errorf("the removed registration's handler ran for fd %d's new owner (reused: %v)", p[0], q[0] == p[0])
+	}
+	if err := w.Modify(unix.EPOLLIN); err == nil {
+		t.Error("Modify of a removed watch = nil; want an error")
 	}
 }

@@ -23,6 +23,7 @@ type Receiver interface {
 type Input struct {
 	loop   *Loop
 	fd     int
+	watch  *Watch
 	dst    Receiver
 	filter func([]byte) []byte
 
@@ -38,7 +39,7 @@ type Input struct {
 // the device's room.
 func AttachInput(loop *Loop, fd int, dst Receiver, filter func([]byte) []byte) (*Input, error) {
 	in := &Input{loop: loop, fd: fd, dst: dst, filter: filter}
-	err := loop.Add(fd, unix.EPOLLIN, in.ready)
+	w, err := loop.Add(fd, unix.EPOLLIN, in.ready)
 	if errors.Is(err, ErrNotPollable) {
 		go in.readBlocking()
 		return in, nil
@@ -46,7 +47,7 @@ func AttachInput(loop *Loop, fd int, dst Receiver, filter func([]byte) []byte) (
 	if err != nil {
 		return nil, err
 	}
-	in.armed = true
+	in.watch, in.armed = w, true
 	dst.OnSpace(in.rearm)
 	return in, nil
 }
@@ -70,7 +71,7 @@ func (in *Input) ready(events uint32) {
 		in.mu.Lock()
 		in.eof = true
 		in.mu.Unlock()
-		in.loop.Remove(in.fd)
+		in.watch.Remove()
 		return
 	}
 	data := buf[:n]
@@ -93,7 +94,7 @@ func (in *Input) setArmed(on bool) {
 	if on {
 		ev = unix.EPOLLIN
 	}
-	if err := in.loop.Modify(in.fd, ev); err == nil {
+	if err := in.watch.Modify(ev); err == nil {
 		in.armed = on
 	}
 }

@@ -1,5 +1,18 @@
 // Package chardev holds the host side of the guest's character devices
-// (stdio, files, sockets…) and the epoll event loop that drives them.
+// (stdio, files, pipes, ptys, sockets, null, ringbuf) and the epoll event
+// loop that drives them.
+//
+// Threads: the Loop's goroutine owns every connection fd and runs every
+// Sink callback; a backend reports to its sink only from there (or during
+// Start, before the loop runs its fds). Work that starts elsewhere — a
+// socket's reconnect timer, the pty's attach watcher — is handed over
+// with Loop.Post. Loop registrations are Watches, keyed by registration,
+// never by fd number.
+//
+// Lock order (outer first): a backend's or Input's mu, then Loop.mu.
+// Loop.mu is a leaf: handlers and posted functions run without it. A
+// backend calls its sink only with its own mu released (the sink, a
+// device, takes its own lock and may call Drop back).
 package chardev
 
 import (
@@ -13,16 +26,33 @@ import (
 // Handler is called on the loop goroutine with the ready events.
 type Handler func(events uint32)
 
-// Loop is one epoll event loop. Handlers run on its goroutine, one at a
-// time; Add, Modify and Remove may be called from any goroutine.
+// Loop is one epoll event loop. Handlers and posted functions run on its
+// goroutine, one at a time; Add, Watch.Modify, Watch.Remove and Post may
+// be called from any goroutine.
+//
+// Handlers are keyed by registration, not by fd number: each Add gets a
+// fresh id that epoll carries back with the event, so an event for a
+// removed registration whose fd number the kernel has since reused
+// (already fetched by epoll_wait, or for a new Add of the same number)
+// never reaches the new registration's handler.
 type Loop struct {
 	epfd   int
 	wakeFD int
 
 	mu sync.Mutex
-	// handlers maps fd to its handler; guarded by mu.
-	handlers map[int]Handler
-	closed   bool // guarded by mu
+	// watches maps a registration id to its watch; guarded by mu.
+	watches map[uint64]*Watch
+	nextID  uint64   // guarded by mu
+	posted  []func() // guarded by mu; run by Run in order
+	closed  bool     // guarded by mu
+}
+
+// Watch is one registration of an fd with a Loop.
+type Watch struct {
+	l  *Loop
+	fd int
+	id uint64
+	h  Handler
 }
 
 // NewLoop creates an event loop; Run drives it.
@@ -36,8 +66,8 @@ func NewLoop() (*Loop, error) {
 		unix.Close(epfd)
 		return nil, fmt.Errorf("eventfd: %w", err)
 	}
-	l := &Loop{epfd: epfd, wakeFD: wake, handlers: map[int]Handler{}}
-	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(wake)}
+	l := &Loop{epfd: epfd, wakeFD: wake, watches: map[uint64]*Watch{}, nextID: 1}
+	ev := epollEvent(unix.EPOLLIN, 0) // id 0 is the wake eventfd
 	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wake, &ev); err != nil {
 		l.closeFDs()
 		return nil, fmt.Errorf("epoll_ctl add wake eventfd: %w", err)
@@ -45,49 +75,101 @@ func NewLoop() (*Loop, error) {
 	return l, nil
 }
 
+// epollEvent carries a registration id in epoll's 64-bit user data.
+func epollEvent(events uint32, id uint64) unix.EpollEvent {
+	return unix.EpollEvent{Events: events, Fd: int32(uint32(id)), Pad: int32(uint32(id >> 32))}
+}
+
+func eventID(ev *unix.EpollEvent) uint64 {
+	return uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
+}
+
 // ErrNotPollable is returned by Add for fds epoll cannot watch (regular
 // files, /dev/null): they are always ready, so callers read them directly.
 var ErrNotPollable = errors.New("fd cannot be polled")
 
-// Add watches fd for events (EPOLLIN, EPOLLOUT, …; 0 watches nothing yet).
-func (l *Loop) Add(fd int, events uint32, h Handler) error {
+// Add watches fd for events (EPOLLIN, EPOLLOUT, …; 0 watches nothing
+// yet) and returns the registration, which Modify and Remove name.
+func (l *Loop) Add(fd int, events uint32, h Handler) (*Watch, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
-		return errors.New("event loop closed")
+		return nil, errors.New("event loop closed")
 	}
-	ev := unix.EpollEvent{Events: events, Fd: int32(fd)}
+	w := &Watch{l: l, fd: fd, id: l.nextID, h: h}
+	ev := epollEvent(events, w.id)
 	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
 		if errors.Is(err, unix.EPERM) {
-			return fmt.Errorf("fd %d: %w", fd, ErrNotPollable)
+			return nil, fmt.Errorf("fd %d: %w", fd, ErrNotPollable)
 		}
-		return fmt.Errorf("epoll_ctl add fd %d: %w", fd, err)
+		return nil, fmt.Errorf("epoll_ctl add fd %d: %w", fd, err)
 	}
-	l.handlers[fd] = h
+	l.nextID++
+	l.watches[w.id] = w
+	return w, nil
+}
+
+// FD is the watched fd.
+func (w *Watch) FD() int { return w.fd }
+
+// Modify changes the events watched. It fails on a removed watch.
+func (w *Watch) Modify(events uint32) error {
+	w.l.mu.Lock()
+	defer w.l.mu.Unlock()
+	if w.l.watches[w.id] != w {
+		return fmt.Errorf("epoll_ctl mod fd %d: watch removed", w.fd)
+	}
+	ev := epollEvent(events, w.id)
+	if err := unix.EpollCtl(w.l.epfd, unix.EPOLL_CTL_MOD, w.fd, &ev); err != nil {
+		return fmt.Errorf("epoll_ctl mod fd %d: %w", w.fd, err)
+	}
 	return nil
 }
 
-// Modify changes the events watched on fd.
-func (l *Loop) Modify(fd int, events uint32) error {
-	ev := unix.EpollEvent{Events: events, Fd: int32(fd)}
-	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, fd, &ev); err != nil {
-		return fmt.Errorf("epoll_ctl mod fd %d: %w", fd, err)
+// Remove stops watching; the handler is not called again, even for an
+// event already fetched. The caller still owns and closes the fd. A nil
+// or removed watch is a no-op.
+func (w *Watch) Remove() error {
+	if w == nil {
+		return nil
+	}
+	w.l.mu.Lock()
+	defer w.l.mu.Unlock()
+	if w.l.watches[w.id] != w {
+		return nil
+	}
+	delete(w.l.watches, w.id)
+	if w.l.closed {
+		return nil
+	}
+	if err := unix.EpollCtl(w.l.epfd, unix.EPOLL_CTL_DEL, w.fd, nil); err != nil {
+		return fmt.Errorf("epoll_ctl del fd %d: %w", w.fd, err)
 	}
 	return nil
 }
 
-// Remove stops watching fd. The caller still owns and closes it.
-func (l *Loop) Remove(fd int) error {
+// Post runs f on the loop goroutine, after the handler or posted
+// function running now, in the order posted. It is how timers, watcher
+// goroutines and vCPU threads hand work to the owner of chardev and port
+// state. It reports false (and f never runs) once the loop is closed.
+func (l *Loop) Post(f func()) bool {
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	delete(l.handlers, fd)
-	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, fd, nil); err != nil {
-		return fmt.Errorf("epoll_ctl del fd %d: %w", fd, err)
+	if l.closed {
+		l.mu.Unlock()
+		return false
 	}
-	return nil
+	l.posted = append(l.posted, f)
+	l.mu.Unlock()
+	l.wake()
+	return true
 }
 
-// Run dispatches events until Close is called.
+func (l *Loop) wake() {
+	var one = [8]byte{1}
+	unix.Write(l.wakeFD, one[:])
+}
+
+// Run dispatches events and posted functions until Close is called.
 func (l *Loop) Run() error {
 	events := make([]unix.EpollEvent, 64)
 	for {
@@ -98,37 +180,42 @@ func (l *Loop) Run() error {
 			}
 			return fmt.Errorf("epoll_wait: %w", err)
 		}
-		for _, ev := range events[:n] {
-			fd := int(ev.Fd)
-			if fd == l.wakeFD {
+		for i := range events[:n] {
+			id := eventID(&events[i])
+			if id == 0 {
 				var buf [8]byte
 				unix.Read(l.wakeFD, buf[:])
 				l.mu.Lock()
-				closed := l.closed
+				closed, posted := l.closed, l.posted
+				l.posted = nil
 				l.mu.Unlock()
 				if closed {
 					l.closeFDs()
 					return nil
 				}
+				for _, f := range posted {
+					f()
+				}
 				continue
 			}
 			l.mu.Lock()
-			h := l.handlers[fd]
+			w := l.watches[id]
 			l.mu.Unlock()
-			if h != nil {
-				h(ev.Events)
+			if w != nil {
+				w.h(events[i].Events)
 			}
 		}
 	}
 }
 
-// Close makes Run return after the handler that is running, if any.
+// Close makes Run return after the handler that is running, if any;
+// functions posted and not yet run are dropped.
 func (l *Loop) Close() {
 	l.mu.Lock()
 	l.closed = true
+	l.posted = nil
 	l.mu.Unlock()
-	var one = [8]byte{1}
-	unix.Write(l.wakeFD, one[:])
+	l.wake()
 }
 
 func (l *Loop) closeFDs() {

@@ -13,17 +13,21 @@ import (
 // Pty is `-chardev pty`: a new pseudo-terminal whose slave path is
 // printed on stderr as QEMU prints it. The peer is "connected" while
 // some process has the slave open: with none, the master reports
-// POLLHUP (and reads fail with EIO), which a watcher polls for, as QEMU
-// does, since epoll gives no edge when a slave opens.
+// POLLHUP (and reads fail with EIO), which a watcher goroutine polls
+// for, as QEMU does, since epoll gives no edge when a slave opens. The
+// watcher only looks: it posts what it saw to the event loop, where the
+// sink hears of it.
 type Pty struct {
 	id string
 
 	mu sync.Mutex
 	// The fields below are guarded by mu.
+	loop     *Loop
 	master   int
 	path     string
 	sink     Sink
-	attached bool
+	attached bool // a Connected was posted and no Drop came since
+	hupSent  bool // a Disconnected was posted for this attachment
 	stop     chan struct{}
 }
 
@@ -42,7 +46,7 @@ func (p *Pty) Path() string {
 	return p.path
 }
 
-func (p *Pty) Start(_ *Loop, sink Sink) error {
+func (p *Pty) Start(loop *Loop, sink Sink) error {
 	m, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("chardev %s: open /dev/ptmx: %w", p.id, err)
@@ -72,20 +76,21 @@ func (p *Pty) Start(_ *Loop, sink Sink) error {
 		unix.Close(sfd)
 	}
 	p.mu.Lock()
-	p.master, p.path, p.sink, p.stop = m, path, sink, make(chan struct{})
+	p.loop, p.master, p.path, p.sink, p.stop = loop, m, path, sink, make(chan struct{})
 	p.mu.Unlock()
 	fmt.Fprintf(os.Stderr, "char device redirected to %s (label %s)\n", path, p.id)
 	go p.watch()
 	return nil
 }
 
-// watch reports a peer attaching (no POLLHUP on the master) and leaving.
+// watch reports a peer attaching (no POLLHUP on the master) and leaving,
+// through the event loop.
 func (p *Pty) watch() {
 	t := time.NewTicker(ptyPoll)
 	defer t.Stop()
 	for {
 		p.mu.Lock()
-		m, attached, stop := p.master, p.attached, p.stop
+		m, stop := p.master, p.stop
 		p.mu.Unlock()
 		if m < 0 {
 			return
@@ -93,19 +98,24 @@ func (p *Pty) watch() {
 		fds := []unix.PollFd{{Fd: int32(m), Events: unix.POLLIN}}
 		unix.Poll(fds, 0)
 		hup := fds[0].Revents&unix.POLLHUP != 0
+		p.mu.Lock()
+		var post func()
 		switch {
-		case !attached && !hup:
-			p.mu.Lock()
-			p.attached = true
-			sink := p.sink
-			p.mu.Unlock()
-			slog.Info("pty peer attached", "chardev", p.id, "path", p.path)
-			sink.Connected(Conn{R: m, W: m, EOFIsDisconnect: true})
-		case attached && hup:
-			p.mu.Lock()
-			sink := p.sink
-			p.mu.Unlock()
-			sink.Disconnected() // calls Drop, which clears attached
+		case !p.attached && !hup:
+			p.attached, p.hupSent = true, false
+			sink, path := p.sink, p.path
+			post = func() {
+				slog.Info("pty peer attached", "chardev", p.id, "path", path)
+				sink.Connected(Conn{R: m, W: m, EOFIsDisconnect: true})
+			}
+		case p.attached && hup && !p.hupSent:
+			p.hupSent = true
+			post = p.sink.Disconnected // calls Drop, which clears attached
+		}
+		loop := p.loop
+		p.mu.Unlock()
+		if post != nil {
+			loop.Post(post)
 		}
 		select {
 		case <-stop:

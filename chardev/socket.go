@@ -47,6 +47,7 @@ type Socket struct {
 	loop     *Loop
 	sink     Sink
 	listenFD int
+	listenW  *Watch // the listening fd's registration
 	connFD   int
 	closed   bool
 	retry    *time.Timer
@@ -109,12 +110,14 @@ func (s *Socket) Start(loop *Loop, sink Sink) error {
 		s.accept(0)
 	}
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	events := uint32(unix.EPOLLIN)
 	if s.connFD >= 0 {
 		events = 0
 	}
-	s.mu.Unlock()
-	return loop.Add(fd, events, s.accept)
+	w, err := loop.Add(fd, events, s.accept)
+	s.listenW = w
+	return err
 }
 
 // accept takes the next client, then stops listening for more until it
@@ -134,8 +137,8 @@ func (s *Socket) accept(uint32) {
 		return
 	}
 	s.mu.Lock()
-	if s.loop != nil {
-		s.loop.Modify(lfd, 0) // newcomers wait in the backlog
+	if s.listenW != nil {
+		s.listenW.Modify(0) // newcomers wait in the backlog
 	}
 	s.mu.Unlock()
 	s.connected(fd)
@@ -167,8 +170,8 @@ func (s *Socket) Drop(c Conn) {
 	}
 	unix.Close(s.connFD)
 	s.connFD = -1
-	if s.cfg.Server && s.listenFD >= 0 && s.loop != nil && !s.closed {
-		s.loop.Modify(s.listenFD, unix.EPOLLIN) // serve the next client
+	if s.cfg.Server && s.listenW != nil && !s.closed {
+		s.listenW.Modify(unix.EPOLLIN) // serve the next client
 	}
 	if !s.cfg.Server && s.cfg.Reconnect > 0 && !s.closed {
 		s.scheduleRetryLocked()
@@ -182,11 +185,12 @@ func (s *Socket) scheduleRetry() {
 }
 
 // scheduleRetryLocked dials again after the reconnect interval, off the
-// event loop (a connect may take a while). Caller holds mu.
+// event loop (a connect may take a while); the new connection is handed
+// to the sink on the loop goroutine (Loop.Post). Caller holds mu.
 func (s *Socket) scheduleRetryLocked() {
 	s.retry = time.AfterFunc(s.cfg.Reconnect, func() {
 		s.mu.Lock()
-		stop := s.closed || s.connFD >= 0
+		stop, loop := s.closed || s.connFD >= 0, s.loop
 		s.mu.Unlock()
 		if stop {
 			return
@@ -197,8 +201,12 @@ func (s *Socket) scheduleRetryLocked() {
 			s.scheduleRetry()
 			return
 		}
-		slog.Info("reconnected", "chardev", s.cfg.ID, "addr", s.cfg.addr())
-		s.connected(fd)
+		if !loop.Post(func() {
+			slog.Info("reconnected", "chardev", s.cfg.ID, "addr", s.cfg.addr())
+			s.connected(fd)
+		}) {
+			unix.Close(fd) // the loop has ended
+		}
 	})
 }
 
@@ -210,9 +218,8 @@ func (s *Socket) Close() error {
 		s.retry.Stop()
 	}
 	if s.listenFD >= 0 {
-		if s.loop != nil {
-			s.loop.Remove(s.listenFD)
-		}
+		s.listenW.Remove()
+		s.listenW = nil
 		unix.Close(s.listenFD)
 		s.listenFD = -1
 		if s.cfg.Path != "" {

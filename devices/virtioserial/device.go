@@ -3,11 +3,26 @@
 // protocol, and flow control against host chardevs that throttles only
 // the port whose host side is slow, absent or reconnecting.
 //
-// Threads: queue notifications and backend readiness arrive on the
-// chardev event loop goroutine; config accesses, Activate and Reset come
-// from vCPU threads. One mutex, mu, guards all device and port state.
+// Threads: queue notifications, backend readiness and backend connection
+// events (including a socket's reconnect timer and the pty watcher,
+// which post to the loop) arrive on the chardev event loop goroutine;
+// config accesses, Activate and Reset come from vCPU threads, and Drain
+// from the VM's owner after the vCPUs stopped. One mutex, Device.mu,
+// guards all device and port state (Port's fields after backend).
 // Interrupts are raised after mu is released, so the transport may take
 // its own locks.
+//
+// Lock order (outer first):
+//
+//	virtio transport mu (MMIO.mu / PCI.mu, held across Activate and Reset)
+//	  → Device.mu
+//	    → virtio.Queue.mu
+//	    → a chardev backend's mu (Drop; Ringbuf writes)
+//	      → chardev.Loop.mu (Loop.Add, Watch.Modify, Watch.Remove)
+//
+// Nothing is called with Device.mu held that takes a transport's mu:
+// Interrupt.Signal runs after it is released. Backends call the Port's
+// Sink methods (which take Device.mu) with their own mu released.
 package virtioserial
 
 import (
@@ -79,6 +94,7 @@ type Device struct {
 	multiport   bool
 	queues      []*virtio.Queue
 	notifiers   []virtio.Notifier
+	notifyW     []*chardev.Watch // the notifiers' loop registrations
 	intr        virtio.Interrupt
 	ctrlPending []controlMsg
 	signal      map[int]bool // queues to interrupt for once mu is released
@@ -249,10 +265,12 @@ func (d *Device) Activate(ctx virtio.ActivateContext) error {
 		d.multiport = ctx.Features&FeatureMultiport != 0
 		for i, n := range ctx.Notifiers {
 			qi, fd := i, n.FD
-			if aerr := d.loop.Add(fd, unix.EPOLLIN, func(uint32) { d.notified(qi, fd) }); aerr != nil {
+			w, aerr := d.loop.Add(fd, unix.EPOLLIN, func(uint32) { d.notified(qi, fd) })
+			if aerr != nil {
 				err = fmt.Errorf("virtio-serial: queue %d notifier: %w", i, aerr)
 				return
 			}
+			d.notifyW = append(d.notifyW, w)
 		}
 		d.active = true
 		if !d.multiport {
@@ -296,9 +314,10 @@ func (d *Device) Reset() {
 // deactivate detaches the device from its queues and their kicks; it
 // no longer touches guest memory. Caller holds mu.
 func (d *Device) deactivate() {
-	for _, n := range d.notifiers {
-		d.loop.Remove(n.FD)
+	for _, w := range d.notifyW {
+		w.Remove()
 	}
+	d.notifyW = nil
 	d.active, d.multiport = false, false
 	d.queues, d.notifiers, d.intr = nil, nil, nil
 }

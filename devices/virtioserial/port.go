@@ -26,6 +26,7 @@ type Port struct {
 	removed   bool
 
 	conn          chardev.Conn
+	watches       []*chardev.Watch // conn's loop registrations
 	connected     bool
 	disconnecting bool
 	// Readiness of the connection's fds, from edge-triggered epoll: set
@@ -96,9 +97,12 @@ func (p *Port) Disconnected() { p.d.locked(p.disconnect) }
 func (p *Port) watch() error {
 	c := p.conn
 	add := func(fd int, ev uint32) error {
-		err := p.d.loop.Add(fd, ev|unix.EPOLLET, func(got uint32) { p.event(fd, got) })
+		w, err := p.d.loop.Add(fd, ev|unix.EPOLLET, func(got uint32) { p.event(fd, got) })
 		if errors.Is(err, chardev.ErrNotPollable) {
 			return nil // always ready
+		}
+		if err == nil {
+			p.watches = append(p.watches, w)
 		}
 		return err
 	}
@@ -149,11 +153,10 @@ func (p *Port) disconnect() {
 	p.fillRX()
 	p.salvage()
 	p.disconnecting = false
-	for _, fd := range []int{c.R, c.W} {
-		if fd >= 0 {
-			p.d.loop.Remove(fd)
-		}
+	for _, w := range p.watches {
+		w.Remove()
 	}
+	p.watches = nil
 	p.connected = false
 	p.conn = chardev.Conn{R: -1, W: -1}
 	p.backend.Drop(c)
