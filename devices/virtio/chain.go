@@ -29,8 +29,7 @@ type Chain struct {
 
 	ReadableLen, WritableLen uint32
 
-	q   *Queue // owner while popped; nil once pushed
-	gen uint64 // q.gen at pop: a chain from before a reset is stale
+	q *Queue // owner while popped; nil once pushed (a ring stopped by a reset rejects it)
 }
 
 type desc struct {

@@ -36,9 +36,11 @@ type Notifier struct {
 
 // ActivateContext is what a device gets when the driver sets DRIVER_OK.
 type ActivateContext struct {
-	Mem       Memory
-	Features  uint64   // negotiated (driver-acknowledged) features
-	Queues    []*Queue // one per queue; a queue the driver did not enable has Ready() == false
+	Mem      Memory
+	Features uint64 // negotiated (driver-acknowledged) features
+	// Queues holds one ring per queue (nil where the driver did not
+	// enable it), owned by the device until its Reset returns.
+	Queues    []*Queue
 	Notifiers []Notifier
 	Interrupt Interrupt
 }

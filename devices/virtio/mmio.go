@@ -78,7 +78,7 @@ func (t *MMIO) setupFDs(sizes []uint16) error {
 	}
 	t.irq.fd.Store(int32(fd))
 	for i, n := range sizes {
-		t.queues = append(t.queues, NewQueue(i, n))
+		t.queues = append(t.queues, NewQueueConfig(i, n))
 		nfd, err := newEventFD()
 		if err != nil {
 			return fmt.Errorf("queue %d: notify eventfd: %w", i, err)
@@ -207,7 +207,7 @@ func (t *MMIO) kick(q uint32) {
 }
 
 // selected is the queue QueueSel names, or nil; mu must be held.
-func (t *MMIO) selected() *Queue {
+func (t *MMIO) selected() *QueueConfig {
 	if t.queueSel < uint32(len(t.queues)) {
 		return t.queues[t.queueSel]
 	}

@@ -107,7 +107,7 @@ func (t *PCI) setup(sizes []uint16, router pci.MSIRouter) error {
 		return err
 	}
 	for i, n := range sizes {
-		t.queues = append(t.queues, NewQueue(i, n))
+		t.queues = append(t.queues, NewQueueConfig(i, n))
 		fd, err := newEventFD()
 		if err != nil {
 			return fmt.Errorf("queue %d: notify eventfd: %w", i, err)

@@ -90,7 +90,7 @@ func (t *PCI) vector(v uint64) uint32 {
 }
 
 // selected is the queue queue_select names, or nil; mu must be held.
-func (t *PCI) selected() *Queue {
+func (t *PCI) selected() *QueueConfig {
 	if t.queueSel < uint32(len(t.queues)) {
 		return t.queues[t.queueSel]
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 )
 
 // Ring flags (virtio 1.2 §2.7.7, §2.7.10).
@@ -20,23 +19,29 @@ const maxQueueSize = 1 << 15
 // ErrBroken is wrapped by every error from a queue the guest broke.
 var ErrBroken = errors.New("virtqueue broken")
 
-// Queue is a split virtqueue (virtio 1.2 §2.7) in guest memory. The
-// transport configures it from vCPU threads; after Activate the device
-// pops and pushes from its own goroutine. Chains are never read twice:
-// their buffers alias guest memory, and the guest's descriptor table and
-// avail ring are never written.
-type Queue struct {
+// QueueConfig is a queue as the driver configures it through the
+// transport's registers (size, ring addresses, ready). The transport owns
+// it: its methods run under the transport's mu, so it has no lock of its
+// own. Activate turns a ready configuration into a Queue, the ring state
+// that only the device touches.
+type QueueConfig struct {
 	index   int
 	maxSize uint16
 
-	mu sync.Mutex
-	// Driver configuration; guarded by mu.
 	size                          uint16
 	descAddr, availAddr, usedAddr uint64
 	ready                         bool
+	ring                          *Queue // the last Activate's ring
+}
 
-	// Ring state, valid while active; guarded by mu.
-	active             bool
+// Queue is an active split virtqueue (virtio 1.2 §2.7) in guest memory:
+// the ring state. Only the device uses it, from one goroutine at a time
+// (the device's own lock orders them), so it takes no lock per call.
+// Chains are never read twice: their buffers alias guest memory, and the
+// guest's descriptor table and avail ring are never written.
+type Queue struct {
+	index              int
+	size               uint16
 	mem                Memory
 	desc, avail, used  []byte
 	eventIdx, indirect bool
@@ -46,91 +51,106 @@ type Queue struct {
 	signalled          uint16 // usedIdx at the last NeedsInterrupt
 	notify             bool   // notifications wanted
 	inflight           int    // chains popped, not pushed
-	gen                uint64 // bumped by Reset; stale chains carry an old one
+	stopped            bool   // the transport reset the queue
 	free               []*Chain
 	broken             error
 }
 
-// NewQueue returns queue index with room for maxSize descriptors.
-func NewQueue(index int, maxSize uint16) *Queue {
-	return &Queue{index: index, maxSize: maxSize, size: maxSize, notify: true}
+// NewQueueConfig returns the configuration of queue index with room for
+// maxSize descriptors.
+func NewQueueConfig(index int, maxSize uint16) *QueueConfig {
+	return &QueueConfig{index: index, maxSize: maxSize, size: maxSize}
+}
+
+// Index is the queue's number within its device.
+func (q *QueueConfig) Index() int { return q.index }
+
+// MaxSize is the largest size the driver may choose.
+func (q *QueueConfig) MaxSize() uint16 { return q.maxSize }
+
+// Size is the number of descriptors the driver chose.
+func (q *QueueConfig) Size() uint16 { return q.size }
+
+// SetSize records the driver's queue size; Activate validates it.
+func (q *QueueConfig) SetSize(n uint16) { q.size = n }
+
+// SetDescAddr records the guest address of the descriptor table.
+func (q *QueueConfig) SetDescAddr(a uint64) { q.descAddr = a }
+
+// SetAvailAddr records the guest address of the avail (driver) ring.
+func (q *QueueConfig) SetAvailAddr(a uint64) { q.availAddr = a }
+
+// SetUsedAddr records the guest address of the used (device) ring.
+func (q *QueueConfig) SetUsedAddr(a uint64) { q.usedAddr = a }
+
+// DescAddr is the guest address of the descriptor table.
+func (q *QueueConfig) DescAddr() uint64 { return q.descAddr }
+
+// AvailAddr is the guest address of the avail ring.
+func (q *QueueConfig) AvailAddr() uint64 { return q.availAddr }
+
+// UsedAddr is the guest address of the used ring.
+func (q *QueueConfig) UsedAddr() uint64 { return q.usedAddr }
+
+// SetReady records whether the driver enabled the queue.
+func (q *QueueConfig) SetReady(r bool) { q.ready = r }
+
+// Ready reports whether the driver enabled the queue.
+func (q *QueueConfig) Ready() bool { return q.ready }
+
+// Activate maps the rings of a ready queue and returns the ring state
+// the device will own; features are the negotiated ones (event idx and
+// indirect descriptors are honoured).
+func (q *QueueConfig) Activate(mem Memory, features uint64) (*Queue, error) {
+	if !q.ready {
+		return nil, fmt.Errorf("queue %d: activated while not ready", q.index)
+	}
+	n := uint64(q.size)
+	if n == 0 || n&(n-1) != 0 || n > uint64(q.maxSize) {
+		return nil, fmt.Errorf("queue %d: size %d is not a power of 2 in [1, %d]", q.index, n, q.maxSize)
+	}
+	desc, err := ringArea(mem, "descriptor table", q.descAddr, descSize*n, 16)
+	if err != nil {
+		return nil, fmt.Errorf("queue %d: %w", q.index, err)
+	}
+	avail, err := ringArea(mem, "avail ring", q.availAddr, 6+2*n, 2)
+	if err != nil {
+		return nil, fmt.Errorf("queue %d: %w", q.index, err)
+	}
+	used, err := ringArea(mem, "used ring", q.usedAddr, 6+8*n, 4)
+	if err != nil {
+		return nil, fmt.Errorf("queue %d: %w", q.index, err)
+	}
+	q.stopRing()
+	q.ring = &Queue{index: q.index, size: q.size, mem: mem, desc: desc, avail: avail, used: used,
+		eventIdx: features&FeatureRingEventIdx != 0, indirect: features&FeatureRingIndirectDesc != 0, notify: true}
+	return q.ring, nil
+}
+
+// Reset returns the configuration to its power-on state and stops the
+// last ring: chains popped from it are stale, and PushUsed rejects them.
+// The transport calls it after the device's Reset, when the device no
+// longer uses the ring.
+func (q *QueueConfig) Reset() {
+	q.size, q.descAddr, q.availAddr, q.usedAddr, q.ready = q.maxSize, 0, 0, 0, false
+	q.stopRing()
+}
+
+func (q *QueueConfig) stopRing() {
+	if q.ring != nil {
+		q.ring.stopped = true
+		q.ring = nil
+	}
 }
 
 // Index is the queue's number within its device.
 func (q *Queue) Index() int { return q.index }
 
-// MaxSize is the largest size the driver may choose.
-func (q *Queue) MaxSize() uint16 { return q.maxSize }
-
-func (q *Queue) locked(f func()) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	f()
-}
-
-// Size is the number of descriptors the driver chose.
-func (q *Queue) Size() (n uint16) { q.locked(func() { n = q.size }); return }
-
-// SetSize records the driver's queue size; Activate validates it.
-func (q *Queue) SetSize(n uint16) { q.locked(func() { q.size = n }) }
-
-// SetDescAddr records the guest address of the descriptor table.
-func (q *Queue) SetDescAddr(a uint64) { q.locked(func() { q.descAddr = a }) }
-
-// SetAvailAddr records the guest address of the avail (driver) ring.
-func (q *Queue) SetAvailAddr(a uint64) { q.locked(func() { q.availAddr = a }) }
-
-// SetUsedAddr records the guest address of the used (device) ring.
-func (q *Queue) SetUsedAddr(a uint64) { q.locked(func() { q.usedAddr = a }) }
-
-// DescAddr is the guest address of the descriptor table.
-func (q *Queue) DescAddr() (a uint64) { q.locked(func() { a = q.descAddr }); return }
-
-// AvailAddr is the guest address of the avail ring.
-func (q *Queue) AvailAddr() (a uint64) { q.locked(func() { a = q.availAddr }); return }
-
-// UsedAddr is the guest address of the used ring.
-func (q *Queue) UsedAddr() (a uint64) { q.locked(func() { a = q.usedAddr }); return }
-
-// SetReady records whether the driver enabled the queue.
-func (q *Queue) SetReady(r bool) { q.locked(func() { q.ready = r }) }
-
-// Ready reports whether the driver enabled the queue.
-func (q *Queue) Ready() (r bool) { q.locked(func() { r = q.ready }); return }
+// Size is the number of descriptors in the ring.
+func (q *Queue) Size() uint16 { return q.size }
 
 // Broken returns why the guest broke the queue, or nil.
-func (q *Queue) Broken() (err error) { q.locked(func() { err = q.broken }); return }
-
-// Activate maps the rings of a ready queue; features are the negotiated
-// ones (event idx and indirect descriptors are honoured).
-func (q *Queue) Activate(mem Memory, features uint64) error {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if !q.ready {
-		return fmt.Errorf("queue %d: activated while not ready", q.index)
-	}
-	n := uint64(q.size)
-	if n == 0 || n&(n-1) != 0 || n > uint64(q.maxSize) {
-		return fmt.Errorf("queue %d: size %d is not a power of 2 in [1, %d]", q.index, n, q.maxSize)
-	}
-	desc, err := ringArea(mem, "descriptor table", q.descAddr, descSize*n, 16)
-	if err != nil {
-		return fmt.Errorf("queue %d: %w", q.index, err)
-	}
-	avail, err := ringArea(mem, "avail ring", q.availAddr, 6+2*n, 2)
-	if err != nil {
-		return fmt.Errorf("queue %d: %w", q.index, err)
-	}
-	used, err := ringArea(mem, "used ring", q.usedAddr, 6+8*n, 4)
-	if err != nil {
-		return fmt.Errorf("queue %d: %w", q.index, err)
-	}
-	q.resetRing()
-	q.active, q.mem, q.desc, q.avail, q.used = true, mem, desc, avail, used
-	q.eventIdx = features&FeatureRingEventIdx != 0
-	q.indirect = features&FeatureRingIndirectDesc != 0
-	return nil
-}
+func (q *Queue) Broken() error { return q.broken }
 
 func ringArea(mem Memory, what string, addr, n, align uint64) ([]byte, error) {
 	if addr%align != 0 {
@@ -143,26 +163,8 @@ func ringArea(mem Memory, what string, addr, n, align uint64) ([]byte, error) {
 	return b, nil
 }
 
-// Reset returns the queue to its power-on state. Chains popped before
-// are stale: PushUsed rejects them.
-func (q *Queue) Reset() {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	q.size, q.descAddr, q.availAddr, q.usedAddr, q.ready = q.maxSize, 0, 0, 0, false
-	q.resetRing()
-}
-
-// resetRing forgets the ring state; mu must be held.
-func (q *Queue) resetRing() {
-	q.active, q.mem, q.desc, q.avail, q.used = false, nil, nil, nil, nil
-	q.eventIdx, q.indirect = false, false
-	q.lastAvail, q.usedIdx, q.usedFlags, q.signalled = 0, 0, 0, 0
-	q.notify, q.inflight, q.broken = true, 0, nil
-	q.gen++
-}
-
 // fail marks the queue broken (logging the first reason) and returns the
-// error every later call gets; mu must be held.
+// error every later call gets.
 func (q *Queue) fail(reason error) error {
 	if q.broken == nil {
 		q.broken = fmt.Errorf("queue %d: %w: %w", q.index, ErrBroken, reason)
@@ -171,25 +173,23 @@ func (q *Queue) fail(reason error) error {
 	return q.broken
 }
 
-// usable reports why the device may not use the ring; mu must be held.
+// usable reports why the device may not use the ring.
 func (q *Queue) usable() error {
 	switch {
 	case q.broken != nil:
 		return q.broken
-	case !q.active:
-		return fmt.Errorf("queue %d: not activated", q.index)
+	case q.stopped:
+		return fmt.Errorf("queue %d: reset", q.index)
 	}
 	return nil
 }
 
-// availIdx is an acquire load of avail->idx; mu must be held.
+// availIdx is an acquire load of avail->idx.
 func (q *Queue) availIdx() uint16 { return Load16(q.avail, 2) }
 
 // Pop returns the next available chain, (nil, nil) when there is none.
 // A malformed chain breaks the queue: this and every later call fail.
 func (q *Queue) Pop() (*Chain, error) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
 	if err := q.usable(); err != nil {
 		return nil, err
 	}
@@ -220,7 +220,7 @@ func (q *Queue) Pop() (*Chain, error) {
 		q.recycle(c)
 		return nil, q.fail(err)
 	}
-	c.Head, c.q, c.gen = head, q, q.gen
+	c.Head, c.q = head, q
 	q.lastAvail++
 	q.inflight++
 	if q.eventIdx && q.notify {
@@ -229,7 +229,7 @@ func (q *Queue) Pop() (*Chain, error) {
 	return c, nil
 }
 
-// newChain takes an empty chain from the free list; mu must be held.
+// newChain takes an empty chain from the free list.
 func (q *Queue) newChain() *Chain {
 	if n := len(q.free); n > 0 {
 		c := q.free[n-1]
@@ -239,13 +239,13 @@ func (q *Queue) newChain() *Chain {
 	return new(Chain)
 }
 
-// recycle empties c (keeping its slices' storage) for a later Pop; mu
-// must be held. The free list never exceeds the queue size.
+// recycle empties c (keeping its slices' storage) for a later Pop. The
+// free list never exceeds the queue size.
 func (q *Queue) recycle(c *Chain) {
 	clear(c.Readable)
 	clear(c.Writable)
 	*c = Chain{Readable: c.Readable[:0], Writable: c.Writable[:0]}
-	if len(q.free) < int(q.maxSize) {
+	if len(q.free) < int(q.size) {
 		q.free = append(q.free, c)
 	}
 }
@@ -254,14 +254,9 @@ func (q *Queue) recycle(c *Chain) {
 // its writable buffers, publishing the used idx with a release store.
 // c must not be used afterwards.
 func (q *Queue) PushUsed(c *Chain, written uint32) error {
-	q.mu.Lock()
-	defer q.mu.Unlock()
 	switch {
 	case c == nil || c.q != q:
 		return fmt.Errorf("queue %d: PushUsed of a chain not popped from this queue", q.index)
-	case c.gen != q.gen:
-		q.recycle(c)
-		return fmt.Errorf("queue %d: PushUsed of a chain popped before a reset", q.index)
 	case written > c.WritableLen:
 		return fmt.Errorf("queue %d: PushUsed of %d bytes into a chain with %d writable", q.index, written, c.WritableLen)
 	}
@@ -280,13 +275,13 @@ func (q *Queue) PushUsed(c *Chain, written uint32) error {
 }
 
 // publishUsed stores used->flags and used->idx (one aligned word, both
-// owned by the device) with a full fence; mu must be held.
+// owned by the device) with a full fence.
 func (q *Queue) publishUsed() {
 	store32(q.used, 0, uint32(q.usedFlags)|uint32(q.usedIdx)<<16)
 }
 
-// setAvailEvent writes avail_event, which follows the used ring; mu must
-// be held. An atomic store the driver may read at any time.
+// setAvailEvent writes avail_event, which follows the used ring: an
+// atomic store the driver may read at any time.
 func (q *Queue) setAvailEvent(v uint16) {
 	Store16(q.used, 4+8*int(q.size), v)
 }
@@ -296,8 +291,6 @@ func (q *Queue) setAvailEvent(v uint16) {
 // QEMU's signalled_used): with event idx, the answer is whether used idx
 // crossed used_event within it.
 func (q *Queue) NeedsInterrupt() bool {
-	q.mu.Lock()
-	defer q.mu.Unlock()
 	if q.usable() != nil || q.usedIdx == q.signalled {
 		return false
 	}
@@ -319,8 +312,6 @@ func needEvent(event, now, old uint16) bool {
 // DisableNotifications asks the driver not to kick: VRING_USED_F_NO_NOTIFY,
 // or with event idx, avail_event stops advancing.
 func (q *Queue) DisableNotifications() {
-	q.mu.Lock()
-	defer q.mu.Unlock()
 	if q.usable() != nil || !q.notify {
 		return
 	}
@@ -334,8 +325,6 @@ func (q *Queue) DisableNotifications() {
 // EnableNotifications asks the driver to kick again and reports whether
 // chains arrived meanwhile (the caller must pop them: no kick will come).
 func (q *Queue) EnableNotifications() bool {
-	q.mu.Lock()
-	defer q.mu.Unlock()
 	if q.usable() != nil {
 		return false
 	}
@@ -350,11 +339,25 @@ func (q *Queue) EnableNotifications() bool {
 	return q.availIdx() != q.lastAvail
 }
 
+// PopOrEnableNotification is the one consumer step every device uses:
+// the next chain, or — when there is none — notifications enabled again
+// and a last look (a chain the driver made available meanwhile gets no
+// kick). (nil, nil) means the queue is empty and the driver will kick.
+func (q *Queue) PopOrEnableNotification() (*Chain, error) {
+	for {
+		c, err := q.Pop()
+		if err != nil || c != nil {
+			return c, err
+		}
+		if !q.EnableNotifications() {
+			return nil, nil
+		}
+	}
+}
+
 // HasAvailable reports whether the driver made chains available that Pop
 // has not taken yet (false on a broken or inactive queue).
 func (q *Queue) HasAvailable() bool {
-	q.mu.Lock()
-	defer q.mu.Unlock()
 	if q.usable() != nil {
 		return false
 	}

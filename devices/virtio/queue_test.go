@@ -162,7 +162,7 @@ func TestPushUsedErrors(t *testing.T) {
 	}
 	d.add(w(8))
 	stale := d.mustPop()
-	d.q.Reset()
+	d.cfg.Reset()
 	if err := d.q.PushUsed(stale, 0); err == nil {
 		t.Errorf("PushUsed(chain from before Reset) = nil; want an error")
 	}
@@ -423,9 +423,14 @@ func TestMalformed(t *testing.T) {
 			if d.q.HasAvailable() || d.q.NeedsInterrupt() || d.q.EnableNotifications() {
 				t.Errorf("HasAvailable/NeedsInterrupt/EnableNotifications on a broken queue = true; want false")
 			}
-			d.q.Reset()
+			d.cfg.Reset()
+			if _, err := d.q.Pop(); err == nil {
+				t.Errorf("Pop() on a ring stopped by Reset() = nil error; want one")
+			}
+			clear(d.mem[tAvail:tData])
+			d.activate()
 			if d.q.Broken() != nil {
-				t.Errorf("Broken() after Reset() = %v; want nil", d.q.Broken())
+				t.Errorf("Broken() after Reset() and activation = %v; want nil", d.q.Broken())
 			}
 		})
 	}
@@ -452,18 +457,15 @@ func TestActivateErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			q := NewQueue(3, tMaxSize)
+			q := NewQueueConfig(3, tMaxSize)
 			q.SetSize(tt.size)
 			q.SetDescAddr(tt.desc)
 			q.SetAvailAddr(tt.avail)
 			q.SetUsedAddr(tt.used)
 			q.SetReady(!tt.notReady)
-			err := q.Activate(make(fakeMem, tMemSize), 0)
-			if err == nil || !strings.Contains(err.Error(), "queue 3") || !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("Activate() = %v; want an error naming queue 3 and %q", err, tt.want)
-			}
-			if c, err := q.Pop(); c != nil || err == nil || errors.Is(err, ErrBroken) {
-				t.Errorf("Pop() on an inactive queue = %v, %v; want nil and a not-activated error", c, err)
+			ring, err := q.Activate(make(fakeMem, tMemSize), 0)
+			if ring != nil || err == nil || !strings.Contains(err.Error(), "queue 3") || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Activate() = %v, %v; want no ring and an error naming queue 3 and %q", ring, err, tt.want)
 			}
 		})
 	}
@@ -471,9 +473,9 @@ func TestActivateErrors(t *testing.T) {
 
 // TestRegisters checks the transport-side accessors and Reset.
 func TestRegisters(t *testing.T) {
-	q := NewQueue(2, 64)
+	q := NewQueueConfig(2, 64)
 	if q.Index() != 2 || q.MaxSize() != 64 || q.Size() != 64 || q.Ready() {
-		t.Fatalf("NewQueue(2, 64) = index %d max %d size %d ready %v; want 2 64 64 false", q.Index(), q.MaxSize(), q.Size(), q.Ready())
+		t.Fatalf("NewQueueConfig(2, 64) = index %d max %d size %d ready %v; want 2 64 64 false", q.Index(), q.MaxSize(), q.Size(), q.Ready())
 	}
 	q.SetSize(16)
 	q.SetDescAddr(0x1000)
@@ -497,13 +499,14 @@ func TestRegisters(t *testing.T) {
 func TestUnalignedHostRings(t *testing.T) {
 	backing := make([]byte, tMemSize+2)
 	mem := fakeMem(backing[2:])
-	q := NewQueue(0, 8)
-	q.SetSize(8)
-	q.SetDescAddr(tDesc)
-	q.SetAvailAddr(tAvail + 2) // 2-aligned guest and host: idx at host 4k+0
-	q.SetUsedAddr(tUsed)
-	q.SetReady(true)
-	if err := q.Activate(mem, 0); err != nil {
+	cfg := NewQueueConfig(0, 8)
+	cfg.SetSize(8)
+	cfg.SetDescAddr(tDesc)
+	cfg.SetAvailAddr(tAvail + 2) // 2-aligned guest and host: idx at host 4k+0
+	cfg.SetUsedAddr(tUsed)
+	cfg.SetReady(true)
+	q, err := cfg.Activate(mem, 0)
+	if err != nil {
 		t.Fatal(err)
 	}
 	d := &driver{t: t, mem: mem, q: q, size: 8}

@@ -47,7 +47,9 @@ func w(n uint32) buf { return buf{n: n, write: true} }
 type driver struct {
 	t        testing.TB
 	mem      fakeMem
-	q        *Queue
+	cfg      *QueueConfig // the transport's side
+	q        *Queue       // the device's side
+	features uint64
 	size     uint16
 	next     uint16 // next descriptor slot to hand out (wraps)
 	data     uint64 // next data address to hand out (wraps)
@@ -62,22 +64,25 @@ func newDriver(t testing.TB, n uint16, features uint64, mem fakeMem) *driver {
 	if mem == nil {
 		mem = make(fakeMem, tMemSize)
 	}
-	q, err := activeQueue(mem, n, features)
-	if err != nil {
-		t.Fatalf("Activate() = %v; want nil", err)
-	}
-	return &driver{t: t, mem: mem, q: q, size: n, data: tData}
+	d := &driver{t: t, mem: mem, cfg: NewQueueConfig(0, tMaxSize), size: n, data: tData, features: features}
+	d.activate()
+	return d
 }
 
-// activeQueue activates a queue of size n at the test layout in mem.
-func activeQueue(mem fakeMem, n uint16, features uint64) (*Queue, error) {
-	q := NewQueue(0, tMaxSize)
-	q.SetSize(n)
-	q.SetDescAddr(tDesc)
-	q.SetAvailAddr(tAvail)
-	q.SetUsedAddr(tUsed)
-	q.SetReady(true)
-	return q, q.Activate(mem, features)
+// activate configures the queue at the test layout and activates it, as
+// a driver does after a reset.
+func (d *driver) activate() {
+	d.t.Helper()
+	d.cfg.SetSize(d.size)
+	d.cfg.SetDescAddr(tDesc)
+	d.cfg.SetAvailAddr(tAvail)
+	d.cfg.SetUsedAddr(tUsed)
+	d.cfg.SetReady(true)
+	q, err := d.cfg.Activate(d.mem, d.features)
+	if err != nil {
+		d.t.Fatalf("Activate() = %v; want nil", err)
+	}
+	d.q = q
 }
 
 // put16 and get16 access ring fields the device reads or writes

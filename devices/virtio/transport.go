@@ -22,7 +22,7 @@ type transport struct {
 	mem     Memory
 	offered uint64
 	notify  []int // eventfd per queue
-	queues  []*Queue
+	queues  []*QueueConfig
 	intr    transportInterrupt
 
 	status         uint32
@@ -73,13 +73,16 @@ func (t *transport) activate() error {
 	if t.status&statusFeaturesOK == 0 {
 		return fmt.Errorf("DRIVER_OK without FEATURES_OK")
 	}
-	for _, q := range t.queues {
+	rings := make([]*Queue, len(t.queues))
+	for i, q := range t.queues {
 		if !q.Ready() {
 			continue
 		}
-		if err := q.Activate(t.mem, t.driverFeatures); err != nil {
+		r, err := q.Activate(t.mem, t.driverFeatures)
+		if err != nil {
 			return err
 		}
+		rings[i] = r
 	}
 	notifiers := make([]Notifier, len(t.notify))
 	for i, fd := range t.notify {
@@ -88,7 +91,7 @@ func (t *transport) activate() error {
 	err := t.dev.Activate(ActivateContext{
 		Mem:       t.mem,
 		Features:  t.driverFeatures,
-		Queues:    t.queues,
+		Queues:    rings,
 		Notifiers: notifiers,
 		Interrupt: t.intr,
 	})

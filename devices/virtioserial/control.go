@@ -61,31 +61,3 @@ func decodeControl(b []byte) (controlMsg, error) {
 		value: binary.LittleEndian.Uint16(b[6:]),
 	}, nil
 }
-
-// gather copies up to max bytes of a chain's readable buffers.
-func gather(bufs [][]byte, max int) []byte {
-	var out []byte
-	for _, b := range bufs {
-		if len(out)+len(b) > max {
-			b = b[:max-len(out)]
-		}
-		out = append(out, b...)
-		if len(out) == max {
-			break
-		}
-	}
-	return out
-}
-
-// scatter copies src into a chain's writable buffers; it returns the
-// bytes copied (less than len(src) when the buffers are too small).
-func scatter(bufs [][]byte, src []byte) int {
-	n := 0
-	for _, b := range bufs {
-		if n == len(src) {
-			break
-		}
-		n += copy(b, src[n:])
-	}
-	return n
-}

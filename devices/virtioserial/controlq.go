@@ -1,7 +1,10 @@
 package virtioserial
 
 import (
+	"io"
 	"log/slog"
+
+	"vmm/devices/virtio"
 )
 
 const (
@@ -45,19 +48,17 @@ func (d *Device) flushControl() {
 	}
 	delivered := false
 	for len(d.ctrlPending) > 0 {
-		c, err := q.Pop()
+		c, err := q.PopOrEnableNotification()
 		if err != nil {
 			logQueueError("control rx", err)
 			break
 		}
 		if c == nil {
-			if q.EnableNotifications() {
-				continue
-			}
 			break
 		}
 		b := d.ctrlPending[0].encode()
-		n := scatter(c.Writable, b)
+		w := virtio.NewWriter(c)
+		n, _ := w.Write(b)
 		if n < len(b) {
 			slog.Warn("virtio-serial: control buffer too small; message truncated",
 				"msg", d.ctrlPending[0].String(), "have", n, "need", len(b))
@@ -82,18 +83,18 @@ func (d *Device) readControl() {
 	}
 	done := false
 	for {
-		c, err := q.Pop()
+		c, err := q.PopOrEnableNotification()
 		if err != nil {
 			logQueueError("control tx", err)
 			break
 		}
 		if c == nil {
-			if q.EnableNotifications() {
-				continue
-			}
 			break
 		}
-		m, derr := decodeControl(gather(c.Readable, controlHeaderSize))
+		var hdr [controlHeaderSize]byte
+		r := virtio.NewReader(c)
+		n, _ := io.ReadFull(&r, hdr[:])
+		m, derr := decodeControl(hdr[:n])
 		if err := q.PushUsed(c, 0); err != nil {
 			logQueueError("control tx", err)
 			break

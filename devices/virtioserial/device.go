@@ -16,9 +16,11 @@
 //
 //	virtio transport mu (MMIO.mu / PCI.mu, held across Activate and Reset)
 //	  → Device.mu
-//	    → virtio.Queue.mu
 //	    → a chardev backend's mu (Drop; Ringbuf writes)
 //	      → chardev.Loop.mu (Loop.Add, Watch.Modify, Watch.Remove)
+//
+// The rings (virtio.Queue) have no lock: Activate hands them to the
+// device, and Device.mu orders every use until Reset gives them back.
 //
 // Nothing is called with Device.mu held that takes a transport's mu:
 // Interrupt.Signal runs after it is released. Backends call the Port's
@@ -379,7 +381,7 @@ func (d *Device) portForQueue(qi int) *Port {
 
 // queue returns the ready queue qi, or nil. Caller holds mu.
 func (d *Device) queue(qi int) *virtio.Queue {
-	if !d.active || qi < 0 || qi >= len(d.queues) || !d.queues[qi].Ready() {
+	if !d.active || qi < 0 || qi >= len(d.queues) || d.queues[qi] == nil {
 		return nil
 	}
 	if d.queues[qi].Broken() != nil {

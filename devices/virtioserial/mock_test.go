@@ -102,7 +102,7 @@ func newMockDriver(t testing.TB, dev *Device, features uint64) *mockDriver {
 	m := &mockDriver{t: t, mem: &fakeMem{b: make([]byte, memSize)}, dev: dev, irq: newFakeIRQ(), next: 4096}
 	for i, max := range dev.QueueSizes() {
 		n := min(uint16(mockQueueSize), max)
-		q := virtio.NewQueue(i, max)
+		cfg := virtio.NewQueueConfig(i, max)
 		mq := &mockQueue{
 			desc:  m.allocate(16*uint64(n), 16),
 			avail: m.allocate(6+2*uint64(n), 4),
@@ -116,12 +116,13 @@ func newMockDriver(t testing.TB, dev *Device, features uint64) *mockDriver {
 		for d := uint16(0); d < n; d++ {
 			mq.free = append(mq.free, d)
 		}
-		q.SetSize(n)
-		q.SetDescAddr(mq.desc)
-		q.SetAvailAddr(mq.avail)
-		q.SetUsedAddr(mq.used)
-		q.SetReady(true)
-		if err := q.Activate(m.mem, features|virtio.FeatureVersion1); err != nil {
+		cfg.SetSize(n)
+		cfg.SetDescAddr(mq.desc)
+		cfg.SetAvailAddr(mq.avail)
+		cfg.SetUsedAddr(mq.used)
+		cfg.SetReady(true)
+		q, err := cfg.Activate(m.mem, features|virtio.FeatureVersion1)
+		if err != nil {
 			t.Fatal(err)
 		}
 		fd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)

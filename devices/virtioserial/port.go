@@ -37,7 +37,7 @@ type Port struct {
 	outputDead         bool // output failed where the peer cannot come back (stdout)
 
 	txHeld *virtio.Chain // guest→host chain not yet fully written
-	txOff  int           // bytes of txHeld already written
+	tx     virtio.Reader // position in txHeld
 	rxHeld *virtio.Chain // popped host→guest chain the backend had no data for
 	// leftover is what a departed peer had sent that the guest had no
 	// room for when it left; it goes to the guest first.
@@ -199,14 +199,12 @@ func (p *Port) deliverLeftover(q *virtio.Queue) (all, pushed bool) {
 		p.rxHeld = nil
 		if c == nil {
 			var err error
-			if c, err = q.Pop(); err != nil || c == nil {
-				if err == nil && q.EnableNotifications() {
-					continue
-				}
+			if c, err = q.PopOrEnableNotification(); err != nil || c == nil {
 				return false, pushed
 			}
 		}
-		n := scatter(c.Writable, p.leftover)
+		w := virtio.NewWriter(c)
+		n, _ := w.Write(p.leftover) // short when the buffer is full
 		if err := q.PushUsed(c, uint32(n)); err != nil {
 			logQueueError(p.label()+" rx", err)
 			return false, pushed
@@ -224,9 +222,9 @@ func (p *Port) deliverLeftover(q *virtio.Queue) (all, pushed bool) {
 func (p *Port) resetGuestState() {
 	p.ready, p.guestOpen = false, false
 	if p.txHeld != nil {
-		p.dropped += uint64(int(p.txHeld.ReadableLen) - p.txOff)
+		p.dropped += uint64(p.tx.Len())
 	}
-	p.txHeld, p.txOff, p.rxHeld = nil, 0, nil
+	p.txHeld, p.tx, p.rxHeld = nil, virtio.Reader{}, nil
 	p.dropped += uint64(len(p.leftover))
 	p.leftover = nil
 	p.throttled = false
@@ -253,18 +251,15 @@ func (p *Port) flushTX() {
 	done := false
 	for {
 		if p.txHeld == nil {
-			c, err := q.Pop()
+			c, err := q.PopOrEnableNotification()
 			if err != nil {
 				logQueueError(p.label()+" tx", err)
 				break
 			}
 			if c == nil {
-				if q.EnableNotifications() {
-					continue
-				}
 				break
 			}
-			p.txHeld, p.txOff = c, 0
+			p.txHeld, p.tx = c, virtio.NewReader(c)
 		}
 		if !p.writeHeld() {
 			if !p.throttled {
@@ -280,7 +275,7 @@ func (p *Port) flushTX() {
 			p.txHeld = nil
 			break
 		}
-		p.txHeld, p.txOff = nil, 0
+		p.txHeld, p.tx = nil, virtio.Reader{}
 		done = true
 	}
 	if done {
@@ -291,16 +286,15 @@ func (p *Port) flushTX() {
 // writeHeld writes the rest of txHeld; true when all of it is gone.
 // Caller holds mu.
 func (p *Port) writeHeld() bool {
-	c := p.txHeld
-	left := int(c.ReadableLen) - p.txOff
+	left := p.tx.Len()
 	switch {
 	case p.console:
 		// Consoles are never held behind their backend.
-		p.writeConsole(iovecsFrom(c.Readable, p.txOff))
+		p.writeConsole(p.tx.Iovecs())
 		p.bytesOut += uint64(left)
 		return true
 	case p.conn.Ring != nil:
-		for _, b := range iovecsFrom(c.Readable, p.txOff) {
+		for _, b := range p.tx.Iovecs() {
 			p.conn.Ring.Write(b)
 		}
 		p.bytesOut += uint64(left)
@@ -318,10 +312,10 @@ func (p *Port) writeHeld() bool {
 	case !p.connected || p.conn.W < 0 || !p.writable:
 		return false
 	}
-	for p.txOff < int(c.ReadableLen) {
-		n, err := writev(p.conn.W, iovecsFrom(c.Readable, p.txOff))
+	for p.tx.Len() > 0 {
+		n, err := writev(p.conn.W, p.tx.Iovecs())
 		if n > 0 {
-			p.txOff += n
+			p.tx.Advance(n)
 			p.bytesOut += uint64(n)
 			continue
 		}
@@ -368,7 +362,7 @@ func (p *Port) writeConsole(bufs [][]byte) {
 		} else if err != nil {
 			p.writable = false
 		}
-		bufs = iovecsFrom(bufs, max(n, 0))
+		bufs = skip(bufs, max(n, 0))
 	}
 	if !p.connected && !p.conn.Discard {
 		// QEMU discards console output with no host; so do we, counted.
@@ -380,6 +374,18 @@ func (p *Port) writeConsole(bufs [][]byte) {
 	for _, b := range bufs {
 		r.write(b)
 	}
+}
+
+// skip drops the first n bytes of bufs (what a short writev took).
+func skip(bufs [][]byte, n int) [][]byte {
+	for len(bufs) > 0 && n >= len(bufs[0]) {
+		n -= len(bufs[0])
+		bufs = bufs[1:]
+	}
+	if len(bufs) > 0 && n > 0 {
+		bufs = append([][]byte{bufs[0][n:]}, bufs[1:]...)
+	}
+	return bufs
 }
 
 // flushConsole writes out what the console ring holds. Caller holds mu.
@@ -445,14 +451,11 @@ func (p *Port) fillRX() {
 		c := p.rxHeld
 		if c == nil {
 			var err error
-			if c, err = q.Pop(); err != nil {
+			if c, err = q.PopOrEnableNotification(); err != nil {
 				logQueueError(p.label()+" rx", err)
 				break
 			}
 			if c == nil {
-				if q.EnableNotifications() {
-					continue
-				}
 				break
 			}
 		}
@@ -467,7 +470,8 @@ func (p *Port) fillRX() {
 			done = true
 			continue
 		}
-		n, err := readv(p.conn.R, c.Writable)
+		w := virtio.NewWriter(c)
+		n, err := readv(p.conn.R, w.Iovecs())
 		if n > 0 {
 			if err := q.PushUsed(c, uint32(n)); err != nil {
 				logQueueError(p.label()+" rx", err)
@@ -501,7 +505,7 @@ func (p *Port) heldBytes() uint64 {
 	if p.txHeld == nil {
 		return 0
 	}
-	return uint64(int(p.txHeld.ReadableLen) - p.txOff)
+	return uint64(p.tx.Len())
 }
 
 func (p *Port) label() string {
@@ -509,27 +513,6 @@ func (p *Port) label() string {
 		return p.name
 	}
 	return p.backend.ID()
-}
-
-// iovecsFrom returns bufs with the first off bytes skipped, at most
-// 1024 of them (IOV_MAX).
-func iovecsFrom(bufs [][]byte, off int) [][]byte {
-	for len(bufs) > 0 && off >= len(bufs[0]) {
-		off -= len(bufs[0])
-		bufs = bufs[1:]
-	}
-	if len(bufs) == 0 {
-		return nil
-	}
-	out := make([][]byte, 0, min(len(bufs), 1024))
-	out = append(out, bufs[0][off:])
-	for _, b := range bufs[1:] {
-		if len(out) == cap(out) {
-			break
-		}
-		out = append(out, b)
-	}
-	return out
 }
 
 // writev writes nothing for an empty chain rather than calling the
@@ -543,7 +526,7 @@ func writev(fd int, bufs [][]byte) (int, error) {
 }
 
 func readv(fd int, bufs [][]byte) (int, error) {
-	return unix.Readv(fd, iovecsFrom(bufs, 0))
+	return unix.Readv(fd, bufs)
 }
 
 func totalLen(bufs [][]byte) int {
