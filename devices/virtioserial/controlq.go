@@ -31,7 +31,7 @@ func (d *Device) sendControl(m controlMsg) {
 	if len(d.ctrlPending) >= maxPendingControl {
 		d.ctrlDropped++
 		if d.ctrlDropped == 1 {
-			slog.Warn("virtio-serial: guest posts no control buffers; dropping control messages", "msg", m.String())
+			d.guestLog.warn("guest posts no control buffers; dropping control messages", "msg", m.String())
 		}
 		return
 	}
@@ -60,7 +60,7 @@ func (d *Device) flushControl() {
 		w := virtio.NewWriter(c)
 		n, _ := w.Write(b)
 		if n < len(b) {
-			slog.Warn("virtio-serial: control buffer too small; message truncated",
+			d.guestLog.warn("control buffer too small; message truncated",
 				"msg", d.ctrlPending[0].String(), "have", n, "need", len(b))
 		}
 		if err := q.PushUsed(c, uint32(n)); err != nil {
@@ -101,7 +101,7 @@ func (d *Device) readControl() {
 		}
 		done = true
 		if derr != nil {
-			slog.Warn("virtio-serial: bad control message from the guest", "err", derr)
+			d.guestLog.warn("bad control message from the guest", "err", derr)
 			continue
 		}
 		d.handleControl(m)
@@ -118,7 +118,7 @@ func (d *Device) handleControl(m controlMsg) {
 	switch m.event {
 	case eventDeviceReady:
 		if m.value != 1 {
-			slog.Warn("virtio-serial: guest driver failed to initialise", "value", m.value)
+			d.guestLog.warn("guest driver failed to initialise", "value", m.value)
 			return
 		}
 		for _, p := range d.sortedPortsLocked() {
@@ -127,11 +127,11 @@ func (d *Device) handleControl(m controlMsg) {
 	case eventPortReady:
 		p := d.ports[m.id]
 		if p == nil {
-			slog.Warn("virtio-serial: PORT_READY for an unknown port", "port", m.id)
+			d.guestLog.warn("PORT_READY for an unknown port", "port", m.id)
 			return
 		}
 		if m.value != 1 {
-			slog.Warn("virtio-serial: guest could not add port", "port", m.id)
+			d.guestLog.warn("guest could not add port", "port", m.id)
 			return
 		}
 		p.ready = true
@@ -148,7 +148,7 @@ func (d *Device) handleControl(m controlMsg) {
 	case eventPortOpen:
 		p := d.ports[m.id]
 		if p == nil {
-			slog.Warn("virtio-serial: PORT_OPEN for an unknown port", "port", m.id)
+			d.guestLog.warn("PORT_OPEN for an unknown port", "port", m.id)
 			return
 		}
 		p.guestOpen = m.value != 0

@@ -101,6 +101,7 @@ type Device struct {
 	ctrlPending []controlMsg
 	signal      map[int]bool // queues to interrupt for once mu is released
 	ctrlDropped uint64
+	guestLog    guestLog // rate-limited, counted guest-triggered warnings
 }
 
 // New validates the configuration and builds the device. Backends are

@@ -2,6 +2,9 @@ package virtioserial
 
 import (
 	"bytes"
+	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -364,6 +367,42 @@ func TestConsoleNeverHeld(t *testing.T) {
 	r.waitFor("all console output consumed", func() bool { return r.stats(0).BytesOut == uint64(len(data)) })
 	if s := r.stats(0); s.Throttled {
 		t.Errorf("console port throttled: %+v", s)
+	}
+	// The host never read: what neither its socket nor the ring held was
+	// overwritten, and the stats say how much.
+	if s := r.stats(0); s.ConsoleOverflow == 0 || s.ConsoleOverflow >= s.BytesOut {
+		t.Errorf("ConsoleOverflow = %d after %d bytes to a host that never read; want some, less than all", s.ConsoleOverflow, s.BytesOut)
+	}
+}
+
+// TestGuestLogRateLimited: a guest repeating a mistake gets one log line
+// per cause and interval, and every occurrence is counted.
+func TestGuestLogRateLimited(t *testing.T) {
+	logFile, err := os.Create(filepath.Join(t.TempDir(), "log")) // safe for concurrent writes
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(logFile, nil)))
+	t.Cleanup(func() { slog.SetDefault(prev) })
+	r := newRig(t, 2, PortConfig{Nr: 1, Name: "one"})
+	r.handshake(1)
+	const n = 50
+	for range n {
+		r.send(7, eventPortOpen, 1) // no port 7
+	}
+	cause := "PORT_OPEN for an unknown port"
+	r.waitFor("every bad message handled", func() bool { return r.dev.GuestErrors()[cause] == n })
+	b, err := os.ReadFile(logFile.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Count(string(b), cause); got != 1 {
+		t.Errorf("%d log lines for %d bad messages; want 1\n%s", got, n, b)
+	}
+	if !strings.Contains(string(b), "occurrences=1") {
+		t.Errorf("log = %q; want the occurrence count", b)
 	}
 }
 

@@ -13,8 +13,11 @@ type PortStats struct {
 	BytesOut      uint64 // guest→host
 	BytesHeld     uint64 // guest data held in its queue for the host
 	Dropped       uint64 // bytes dropped: console with no host, reset, unplug
-	Throttles     uint64 // times the port became throttled
-	Connections   uint64 // host connections seen
+	// ConsoleOverflow is console output the host was too slow for: the
+	// oldest bytes of the bounded console ring, overwritten.
+	ConsoleOverflow uint64
+	Throttles       uint64 // times the port became throttled
+	Connections     uint64 // host connections seen
 }
 
 // Stats returns every port's state, by port number.
@@ -23,8 +26,13 @@ func (d *Device) Stats() []PortStats {
 	defer d.mu.Unlock()
 	var out []PortStats
 	for _, p := range d.sortedPortsLocked() {
+		var overflow uint64
+		if p.consoleBuf != nil {
+			overflow = p.consoleBuf.dropped
+		}
 		out = append(out, PortStats{
-			ID: p.id, Name: p.name, Console: p.console, Ready: p.ready,
+			ConsoleOverflow: overflow,
+			ID:              p.id, Name: p.name, Console: p.console, Ready: p.ready,
 			GuestOpen: p.guestOpen, HostConnected: p.connected, Throttled: p.throttled,
 			BytesIn: p.bytesIn, BytesOut: p.bytesOut, BytesHeld: p.heldBytes(),
 			Dropped: p.dropped, Throttles: p.throttles, Connections: p.connections,
