@@ -16,18 +16,15 @@ type OutputRing struct {
 	mu   sync.Mutex
 	cond *sync.Cond
 	// The fields below are guarded by mu.
-	buf     []byte
-	start   int // index of the oldest byte
-	n       int // bytes held
-	dropped uint64
-	closed  bool
-	err     error // first write error from dst; later output is discarded
-	done    chan struct{}
+	ring   *DropRing
+	closed bool
+	err    error // first write error from dst; later output is discarded
+	done   chan struct{}
 }
 
 // NewOutputRing starts a flusher writing to dst through a ring of size bytes.
 func NewOutputRing(dst io.Writer, size int) *OutputRing {
-	r := &OutputRing{dst: dst, buf: make([]byte, size), done: make(chan struct{})}
+	r := &OutputRing{dst: dst, ring: NewDropRing(size), done: make(chan struct{})}
 	r.cond = sync.NewCond(&r.mu)
 	go r.flush()
 	return r
@@ -40,20 +37,7 @@ func (r *OutputRing) Write(p []byte) (int, error) {
 	if r.closed || r.err != nil {
 		return len(p), nil
 	}
-	size := len(r.buf)
-	if len(p) > size {
-		r.dropped += uint64(len(p) - size)
-		p = p[len(p)-size:]
-	}
-	if over := r.n + len(p) - size; over > 0 {
-		r.start = (r.start + over) % size
-		r.n -= over
-		r.dropped += uint64(over)
-	}
-	for _, b := range p {
-		r.buf[(r.start+r.n)%size] = b
-		r.n++
-	}
+	r.ring.Write(p)
 	r.cond.Signal()
 	return len(p), nil
 }
@@ -62,7 +46,7 @@ func (r *OutputRing) Write(p []byte) (int, error) {
 func (r *OutputRing) Dropped() uint64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.dropped
+	return r.ring.Dropped()
 }
 
 func (r *OutputRing) flush() {
@@ -70,25 +54,23 @@ func (r *OutputRing) flush() {
 	chunk := make([]byte, 4096)
 	for {
 		r.mu.Lock()
-		for r.n == 0 && !r.closed {
+		for r.ring.Len() == 0 && !r.closed {
 			r.cond.Wait()
 		}
-		if r.n == 0 {
+		if r.ring.Len() == 0 {
 			r.mu.Unlock()
 			return
 		}
 		k := 0
-		for k < len(chunk) && k < r.n {
-			chunk[k] = r.buf[(r.start+k)%len(r.buf)]
-			k++
+		for _, c := range r.ring.Chunks() {
+			k += copy(chunk[k:], c)
 		}
-		r.start = (r.start + k) % len(r.buf)
-		r.n -= k
+		r.ring.Consume(k)
 		r.mu.Unlock()
 		if _, err := r.dst.Write(chunk[:k]); err != nil {
 			r.mu.Lock()
 			r.err = err
-			r.n = 0
+			r.ring.Consume(r.ring.Len())
 			r.mu.Unlock()
 			return
 		}

@@ -8,16 +8,12 @@ import "sync"
 type Ringbuf struct {
 	id string
 
-	mu sync.Mutex
-	// The fields below are guarded by mu.
-	buf     []byte
-	start   int
-	n       int
-	dropped uint64
+	mu   sync.Mutex
+	ring *DropRing // guarded by mu
 }
 
 // NewRingbuf returns a ring buffer of size bytes.
-func NewRingbuf(id string, size int) *Ringbuf { return &Ringbuf{id: id, buf: make([]byte, size)} }
+func NewRingbuf(id string, size int) *Ringbuf { return &Ringbuf{id: id, ring: NewDropRing(size)} }
 
 func (r *Ringbuf) ID() string { return r.id }
 
@@ -33,16 +29,7 @@ func (r *Ringbuf) Close() error { return nil }
 func (r *Ringbuf) Write(p []byte) (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	size := len(r.buf)
-	for _, b := range p {
-		if r.n == size {
-			r.start = (r.start + 1) % size
-			r.n--
-			r.dropped++
-		}
-		r.buf[(r.start+r.n)%size] = b
-		r.n++
-	}
+	r.ring.Write(p)
 	return len(p), nil
 }
 
@@ -51,9 +38,12 @@ func (r *Ringbuf) Write(p []byte) (int, error) {
 func (r *Ringbuf) Contents() ([]byte, uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := make([]byte, r.n)
-	for i := range out {
-		out[i] = r.buf[(r.start+i)%len(r.buf)]
+	var out []byte
+	for _, c := range r.ring.Chunks() {
+		out = append(out, c...)
 	}
-	return out, r.dropped
+	if out == nil {
+		out = []byte{}
+	}
+	return out, r.ring.Dropped()
 }

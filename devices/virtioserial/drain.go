@@ -74,7 +74,7 @@ func (p *Port) drainOut() {
 	if p.ready {
 		p.flushTX()
 	}
-	if p.console && p.consoleBuf.len() > 0 {
+	if p.console && p.consoleBuf.Len() > 0 {
 		p.flushConsole()
 	}
 }
@@ -86,7 +86,7 @@ func (p *Port) drainOut() {
 func (p *Port) unwritten() uint64 {
 	n := p.heldBytes()
 	if p.console && p.connected && !p.outputDead {
-		n += uint64(p.consoleBuf.len())
+		n += uint64(p.consoleBuf.Len())
 	}
 	return n
 }

@@ -44,9 +44,9 @@ type Port struct {
 	leftover []byte
 
 	throttled   bool
-	consoleBuf  *byteRing // console output the host could not take yet
-	bytesIn     uint64    // host→guest
-	bytesOut    uint64    // guest→host
+	consoleBuf  *chardev.DropRing // console output the host could not take yet
+	bytesIn     uint64            // host→guest
+	bytesOut    uint64            // guest→host
 	dropped     uint64
 	throttles   uint64
 	connections uint64
@@ -60,7 +60,7 @@ func newPort(d *Device, id uint32, pc PortConfig) *Port {
 		if size <= 0 {
 			size = consoleRingSize
 		}
-		p.consoleBuf = newByteRing(size)
+		p.consoleBuf = chardev.NewDropRing(size)
 	}
 	return p
 }
@@ -355,7 +355,7 @@ func (p *Port) writeConsole(bufs [][]byte) {
 	}
 	r := p.consoleBuf
 	p.flushConsole()
-	if r.len() == 0 && p.connected && p.writable && p.conn.W >= 0 && !p.outputDead {
+	if r.Len() == 0 && p.connected && p.writable && p.conn.W >= 0 && !p.outputDead {
 		n, err := writev(p.conn.W, bufs)
 		if err != nil && !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.EINTR) {
 			p.writeFailed(err)
@@ -372,7 +372,7 @@ func (p *Port) writeConsole(bufs [][]byte) {
 		return
 	}
 	for _, b := range bufs {
-		r.write(b)
+		r.Write(b)
 	}
 }
 
@@ -391,10 +391,10 @@ func skip(bufs [][]byte, n int) [][]byte {
 // flushConsole writes out what the console ring holds. Caller holds mu.
 func (p *Port) flushConsole() {
 	r := p.consoleBuf
-	for r.len() > 0 && p.connected && p.writable && p.conn.W >= 0 && !p.outputDead {
-		n, err := writev(p.conn.W, r.chunks())
+	for r.Len() > 0 && p.connected && p.writable && p.conn.W >= 0 && !p.outputDead {
+		n, err := writev(p.conn.W, r.Chunks())
 		if n > 0 {
-			r.consume(n)
+			r.Consume(n)
 			continue
 		}
 		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
@@ -410,7 +410,7 @@ func (p *Port) flushConsole() {
 // Caller holds mu.
 func (p *Port) emergencyWrite(b byte) {
 	if p.consoleBuf == nil {
-		p.consoleBuf = newByteRing(consoleRingSize)
+		p.consoleBuf = chardev.NewDropRing(consoleRingSize)
 	}
 	p.writeConsole([][]byte{{b}})
 	p.bytesOut++
@@ -421,7 +421,7 @@ func (p *Port) emergencyWrite(b byte) {
 // is ever dropped and a full guest throttles the host writer through
 // its own socket or pipe buffer. Caller holds mu.
 func (p *Port) fillRX() {
-	if p.console && p.consoleBuf.len() > 0 {
+	if p.console && p.consoleBuf.Len() > 0 {
 		p.flushConsole()
 	}
 	if !p.guestOpen {

@@ -28,7 +28,7 @@ func (d *Device) Stats() []PortStats {
 	for _, p := range d.sortedPortsLocked() {
 		var overflow uint64
 		if p.consoleBuf != nil {
-			overflow = p.consoleBuf.dropped
+			overflow = p.consoleBuf.Dropped()
 		}
 		out = append(out, PortStats{
 			ConsoleOverflow: overflow,
