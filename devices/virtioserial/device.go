@@ -3,6 +3,11 @@
 // protocol, and flow control against host chardevs that throttles only
 // the port whose host side is slow, absent or reconnecting.
 //
+// Files: device.go (the virtio device, activation, reset, kicks),
+// control.go and controlq.go (the control protocol and its queues),
+// port.go (port state and host connection), output.go (guest→host),
+// input.go (host→guest), drain.go (power-off), stats.go, guestlog.go.
+//
 // Threads: queue notifications, backend readiness and backend connection
 // events (including a socket's reconnect timer and the pty watcher,
 // which post to the loop) arrive on the chardev event loop goroutine;

@@ -1,0 +1,212 @@
+package virtioserial
+
+// Guest→host: a port's TX queue written to its backend straight from
+// guest memory, the chain and its offset held while the host is not
+// taking more (the guest's writers then block; no other port waits), and
+// the console path that never holds the guest: a bounded drop-oldest
+// ring instead.
+
+import (
+	"errors"
+	"log/slog"
+
+	"golang.org/x/sys/unix"
+
+	"vmm/chardev"
+	"vmm/devices/virtio"
+)
+
+// flushTX writes the guest's TX buffers to the host until the queue is
+// empty or the host stops taking data; then the chain and its offset
+// are held and the port stops popping (its guest writers block) — no
+// other port is affected. Caller holds mu.
+func (p *Port) flushTX() {
+	q := p.d.queue(rxQueueIndex(p.id) + 1)
+	if q == nil {
+		return
+	}
+	done := false
+	for {
+		if p.txHeld == nil {
+			c, err := q.PopOrEnableNotification()
+			if err != nil {
+				logQueueError(p.label()+" tx", err)
+				break
+			}
+			if c == nil {
+				break
+			}
+			p.txHeld, p.tx = c, virtio.NewReader(c)
+		}
+		if !p.writeHeld() {
+			if !p.throttled {
+				p.throttled = true
+				p.throttles++
+				q.DisableNotifications() // no kicks while we cannot write
+			}
+			break
+		}
+		p.throttled = false
+		if err := q.PushUsed(p.txHeld, 0); err != nil {
+			logQueueError(p.label()+" tx", err)
+			p.txHeld = nil
+			break
+		}
+		p.txHeld, p.tx = nil, virtio.Reader{}
+		done = true
+	}
+	if done {
+		p.d.pushed(q)
+	}
+}
+
+// writeHeld writes the rest of txHeld; true when all of it is gone.
+// Caller holds mu.
+func (p *Port) writeHeld() bool {
+	left := p.tx.Len()
+	switch {
+	case p.console:
+		// Consoles are never held behind their backend.
+		p.writeConsole(p.tx.Iovecs())
+		p.bytesOut += uint64(left)
+		return true
+	case p.conn.Ring != nil:
+		for _, b := range p.tx.Iovecs() {
+			p.conn.Ring.Write(b)
+		}
+		p.bytesOut += uint64(left)
+		return true
+	case !p.connected && p.dropDisconnected:
+		// disconnected=drop: a serial line with nobody listening.
+		p.dropped += uint64(left)
+		return true
+	case p.conn.Discard || p.outputDead:
+		p.bytesOut += uint64(left)
+		if p.outputDead {
+			p.dropped += uint64(left)
+		}
+		return true
+	case !p.connected || p.conn.W < 0 || !p.writable:
+		return false
+	}
+	for p.tx.Len() > 0 {
+		n, err := writev(p.conn.W, p.tx.Iovecs())
+		if n > 0 {
+			p.tx.Advance(n)
+			p.bytesOut += uint64(n)
+			continue
+		}
+		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
+			p.writable = false
+			return false
+		}
+		p.writeFailed(err)
+		return p.outputDead
+	}
+	return true
+}
+
+// writeFailed handles EPIPE, ECONNRESET and friends. Caller holds mu.
+func (p *Port) writeFailed(err error) {
+	if p.conn.EOFIsDisconnect {
+		slog.Info("virtio-serial: host write failed; peer gone", "port", p.label(), "err", err)
+		p.disconnect()
+		return
+	}
+	slog.Warn("virtio-serial: host output failed; discarding this port's output", "port", p.label(), "err", err)
+	p.outputDead = true
+}
+
+// writeConsole sends console output without ever blocking: what the
+// host cannot take now waits in a bounded drop-oldest ring. Caller
+// holds mu.
+func (p *Port) writeConsole(bufs [][]byte) {
+	if p.conn.Discard {
+		return
+	}
+	if p.conn.Ring != nil {
+		for _, b := range bufs {
+			p.conn.Ring.Write(b)
+		}
+		return
+	}
+	r := p.consoleBuf
+	p.flushConsole()
+	if r.Len() == 0 && p.connected && p.writable && p.conn.W >= 0 && !p.outputDead {
+		n, err := writev(p.conn.W, bufs)
+		if err != nil && !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.EINTR) {
+			p.writeFailed(err)
+		} else if err != nil {
+			p.writable = false
+		}
+		bufs = skip(bufs, max(n, 0))
+	}
+	if !p.connected && !p.conn.Discard {
+		// QEMU discards console output with no host; so do we, counted.
+		for _, b := range bufs {
+			p.dropped += uint64(len(b))
+		}
+		return
+	}
+	for _, b := range bufs {
+		r.Write(b)
+	}
+}
+
+// skip drops the first n bytes of bufs (what a short writev took).
+func skip(bufs [][]byte, n int) [][]byte {
+	for len(bufs) > 0 && n >= len(bufs[0]) {
+		n -= len(bufs[0])
+		bufs = bufs[1:]
+	}
+	if len(bufs) > 0 && n > 0 {
+		bufs = append([][]byte{bufs[0][n:]}, bufs[1:]...)
+	}
+	return bufs
+}
+
+// flushConsole writes out what the console ring holds. Caller holds mu.
+func (p *Port) flushConsole() {
+	r := p.consoleBuf
+	for r.Len() > 0 && p.connected && p.writable && p.conn.W >= 0 && !p.outputDead {
+		n, err := writev(p.conn.W, r.Chunks())
+		if n > 0 {
+			r.Consume(n)
+			continue
+		}
+		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
+			p.writable = false
+			return
+		}
+		p.writeFailed(err)
+		return
+	}
+}
+
+// emergencyWrite is VIRTIO_CONSOLE_F_EMERG_WRITE: one byte, now.
+// Caller holds mu.
+func (p *Port) emergencyWrite(b byte) {
+	if p.consoleBuf == nil {
+		p.consoleBuf = chardev.NewDropRing(consoleRingSize)
+	}
+	p.writeConsole([][]byte{{b}})
+	p.bytesOut++
+}
+
+// writev writes nothing for an empty chain rather than calling the
+// kernel; readv's callers never pass an empty one (a zero-length read
+// would look like EOF).
+func writev(fd int, bufs [][]byte) (int, error) {
+	if totalLen(bufs) == 0 {
+		return 0, nil
+	}
+	return unix.Writev(fd, bufs)
+}
+
+func totalLen(bufs [][]byte) int {
+	n := 0
+	for _, b := range bufs {
+		n += len(b)
+	}
+	return n
+}
