@@ -123,10 +123,12 @@ func stockBoot(t *testing.T, c stockCase) {
 	if r.status != 0 {
 		t.Fatalf("exit status %d; want 0 (%s)\nstdout:\n%s\nconsole file:\n%s\nstderr:\n%s", r.status, c.end, r.stdout, con, r.stderr)
 	}
-	// The init writes to /dev/console: ttyS0 where console=ttyS0 comes
-	// last, else hvc0, i.e. the virtconsole's file.
+	// The init writes to /dev/console, which is ttyS0 whenever it is
+	// named (hvc0 does not exist before virtio_console is loaded); with
+	// console=hvc0 alone it keeps its lines until hvc0 is there, and they
+	// are all in the virtconsole's file when vmm has ended.
 	out, where := r.stdout, "stdout (ttyS0)"
-	if !strings.HasSuffix(c.consoles, "ttyS0") {
+	if !strings.Contains(c.consoles, "ttyS0") {
 		out, where = string(con), "the virtconsole's file (hvc0)"
 	}
 	online := "0"
@@ -143,20 +145,21 @@ func stockBoot(t *testing.T, c stockCase) {
 		"vmm-init: port vport0p2 name=org.vmm.in",
 		"vmm-init: ports n=3",
 		"vmm-init: console hvc0",
-		"vmm-init: vs org.vmm.out:w:1048576 done",
-		"vmm-init: vs org.vmm.in:r:1048576 done",
 		"vmm-init: result ok",
 		"vmm-init: "+c.end,
 	)
 	checkLinesIn(t, where, out, want)
-	checkKernelWarnings(t, out)
-	if c.end == "poweroff" && !strings.Contains(out, "reboot: Power down") {
-		t.Errorf("the kernel did not print its power-down line on %s", where)
+	// The two jobs run at once: their lines come in either order.
+	for _, job := range []string{"org.vmm.out:w", "org.vmm.in:r"} {
+		if !strings.Contains(out, "vmm-init: vs "+job+":1048576 done") {
+			t.Errorf("%s lacks the end of job %s", where, job)
+		}
 	}
-	if c.consoles == "console=ttyS0 console=hvc0" {
-		// Both consoles: the kernel's and the init's lines on hvc0 too,
-		// all of them written out before vmm ended.
-		checkLinesIn(t, "the virtconsole's file (hvc0)", string(con), []string{"vmm-init: result ok", "vmm-init: " + c.end})
+	checkKernelWarnings(t, out)
+	// The kernel's own last line goes out on ttyS0 by polling; on hvc0
+	// it comes after the device's queues are shut down, and may not.
+	if c.end == "poweroff" && strings.Contains(c.consoles, "ttyS0") && !strings.Contains(r.stdout, "reboot: Power down") {
+		t.Errorf("the kernel did not print its power-down line on ttyS0")
 	}
 	t.Logf("booted, moved 2×1 MiB and ended by %s in %v (TCG time in the rig)", c.end, r.elapsed.Round(time.Millisecond))
 }

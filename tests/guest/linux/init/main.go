@@ -34,6 +34,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -80,10 +81,11 @@ func main() {
 	cmd := parseCommand(cmdline)
 	status, err := failStatus, loadModules(moduleList(cmdline))
 	if !hadConsole && waitConsole(cmdline) {
-		// What went to the missing console before is lost: say it again.
-		logf("ready cpus=%d online=%s", n, online)
+		// Replay what was printed while there was no console.
+		console.Write(early.Bytes())
 		logf("console opened after the modules")
 	}
+	early = nil
 	if flagSet(cmdline, "vmm.klog") {
 		printKernelWarnings()
 	}
@@ -133,9 +135,17 @@ func waitConsole(cmdline string) bool {
 	return true
 }
 
+// early keeps the init's lines until the console is known: with
+// console=hvc0 alone there is none before virtio_console is loaded.
+var early = new(bytes.Buffer)
+
 // logf prints one "vmm-init: " line on the console.
 func logf(format string, args ...any) {
-	fmt.Fprintf(console, "vmm-init: "+format+"\n", args...)
+	line := fmt.Sprintf("vmm-init: "+format+"\n", args...)
+	if early != nil {
+		early.WriteString(line)
+	}
+	console.WriteString(line)
 }
 
 // readCmdline returns the kernel command line ("" if unreadable).
