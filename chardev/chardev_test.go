@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -273,5 +274,58 @@ func TestLoopReusedFD(t *testing.T) {
 	}
 	if err := w.Modify(unix.EPOLLIN); err == nil {
 		t.Error("Modify of a removed watch = nil; want an error")
+	}
+}
+
+// racyReceiver is a fifoReceiver whose next Room answers 0 while the
+// guest empties the FIFO in that same instant: the space callback runs
+// while the fd is still armed, before the loop disarms it.
+type racyReceiver struct {
+	*fifoReceiver
+	raceOnce atomic.Bool
+}
+
+func (r *racyReceiver) Room() int {
+	if r.raceOnce.CompareAndSwap(true, false) {
+		r.drain()
+		return 0
+	}
+	return r.fifoReceiver.Room()
+}
+
+// TestInputSpaceDuringDisarm: room the guest makes between the loop's
+// look at a full FIFO and its disarming of the fd still wakes the input.
+// (Once, typed input stopped for good after 17 bytes.)
+func TestInputSpaceDuringDisarm(t *testing.T) {
+	loop, err := NewLoop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go loop.Run()
+	defer loop.Close()
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_NONBLOCK|unix.O_CLOEXEC); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(p[0])
+	defer unix.Close(p[1])
+	r := &racyReceiver{fifoReceiver: &fifoReceiver{cap: 16}}
+	r.raceOnce.Store(true)
+	if _, err := AttachInput(loop, p[0], r, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := unix.Write(p[1], []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		r.mu.Lock()
+		n := len(r.held)
+		r.mu.Unlock()
+		if n == 1 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("input byte not received 5 s after the FIFO made room: the fd stayed disarmed")
+		}
 	}
 }

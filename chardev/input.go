@@ -55,7 +55,7 @@ func AttachInput(loop *Loop, fd int, dst Receiver, filter func([]byte) []byte) (
 func (in *Input) ready(events uint32) {
 	room := in.dst.Room()
 	if room == 0 {
-		in.setArmed(false)
+		in.pause()
 		return
 	}
 	buf := make([]byte, room)
@@ -80,7 +80,17 @@ func (in *Input) ready(events uint32) {
 	}
 	in.dst.Receive(data) // fits: at most room bytes were read
 	if in.dst.Room() == 0 {
-		in.setArmed(false)
+		in.pause()
+	}
+}
+
+// pause takes the fd out of the interest set while the device is full.
+// The guest may make room between our look and the disarm: its OnSpace
+// then found the fd still armed and did nothing, so look again after.
+func (in *Input) pause() {
+	in.setArmed(false)
+	if in.dst.Room() > 0 {
+		in.setArmed(true)
 	}
 }
 
