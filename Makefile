@@ -14,7 +14,7 @@ FUZZTIME  ?= 20s
 DURATION  ?= 10m
 export CGO_ENABLED := 0
 
-.PHONY: all vmm guest guest-linux deps kernels stock-initrds nested demo test vet unit bench fuzz soak clean
+.PHONY: all vmm guest guest-linux deps kernels stock-initrds stock-rootfs nested demo test vet unit race bench fuzz soak clean
 
 all: vmm guest
 
@@ -59,6 +59,12 @@ stock-initrds: kernels
 	for d in $(DEBIAN) $(BUILD)/debian-cloud; do \
 		$(GO) run ./tests/guest/linux/mkinitrd -o $$d/initrd.cpio -modules $$d/modules -module-list $(STOCK_MODULES) || exit 1; done
 
+# stock-rootfs builds the stock kernels' userland: busybox-static, each
+# kernel's virtio modules and Debian's qemu-guest-agent, in
+# build/stock/shell-{cloud,generic,test}.cpio (tests/stock/README.md).
+stock-rootfs: deps kernels
+	GO=$(GO) tests/stock/build.sh $(BUILD)
+
 # nested prepares the nested-KVM rig (tests/nested): the outer machine's
 # initramfs from Debian's generic kernel modules and busybox-static.
 # Run a command there by hand with: go run ./tests/nested/rig -- COMMAND
@@ -79,10 +85,16 @@ vet:
 unit:
 	$(GO) test -count=1 ./kvm/ ./machine/ ./devices/... ./chardev/ ./boot/ ./cmd/...
 
-test: deps kernels stock-initrds nested guest-linux vet vmm guest
+# race: the unit packages under the race detector (which needs cgo).
+RACE_PKGS := ./devices/... ./chardev/ ./machine/ ./soak/ ./cmd/...
+race:
+	CGO_ENABLED=1 $(GO) test -race -count=1 $(RACE_PKGS)
+
+test: deps kernels stock-initrds stock-rootfs nested guest-linux vet vmm guest
+	$(MAKE) race
 	VMM_DEBIAN_KERNEL_DIR=$(CURDIR)/$(DEBIAN) VMM_GUEST=$(CURDIR)/$(GUEST) VMM_BIN=$(CURDIR)/$(VMM) \
 	VMM_LINUX_DIR=$(CURDIR)/$(LINUX) \
-		$(GO) test -count=1 -timeout 30m ./...
+		$(GO) test -count=1 -timeout 60m ./...
 
 bench: deps vmm guest guest-linux stock-initrds nested
 	$(GO) run ./tests/bench -vmm $(VMM) -guest $(GUEST) -linux $(LINUX) -stock $(BUILD)/debian-cloud -out $(BUILD)/bench.txt

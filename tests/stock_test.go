@@ -3,6 +3,7 @@ package tests
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -205,4 +206,37 @@ func checkKernelWarnings(t *testing.T, out string) {
 			t.Logf("kernel log: %s", l)
 		}
 	}
+}
+
+// TestStockUserland boots Debian's cloud kernel with the tests/stock
+// userland (busybox-static, the kernel's virtio modules, Debian's
+// qemu-guest-agent and its libraries; in the nested rig on our hosts):
+// a shell on a pty that a person types into, with job control and
+// Ctrl-A x ending vmm (shellSession), and the guest agent's protocol
+// over a virtio-serial port under vmm and under QEMU q35 in the same
+// machine, ending with guest-shutdown (guestAgentSession).
+func TestStockUserland(t *testing.T) {
+	if !runsHere(t) {
+		return
+	}
+	bz, _ := stockKernel(t, "cloud")
+	g := shellGuest{Kernel: bz, Initrd: stockShell(t, "cloud"), Cmdline: "console=ttyS0 quiet",
+		Mem: "512M", Transport: "virtio-serial-pci", Extra: []string{"-smp", "2"},
+		Boot: 5 * time.Minute, Step: 2 * time.Minute}
+	t.Run("shell", func(t *testing.T) {
+		shellSession(t, exec.Command(vmmBinary(t), g.vmmArgs(g.Cmdline, "-serial", "stdio")...), g)
+	})
+	t.Run("agent/vmm", func(t *testing.T) {
+		sock := filepath.Join(t.TempDir(), "qga.sock")
+		guestAgentSession(t, vmmAgentCmd(t, g, sock), sock, g)
+	})
+	t.Run("agent/qemu", func(t *testing.T) {
+		sock := filepath.Join(t.TempDir(), "qga.sock")
+		guestAgentSession(t, exec.Command(qemuBinary(t), "-enable-kvm", "-M", "q35", "-cpu", "host",
+			"-m", g.Mem, "-smp", "2", "-nodefaults", "-no-user-config", "-display", "none",
+			"-serial", "stdio", "-no-reboot", "-kernel", g.Kernel, "-initrd", g.Initrd, "-append", g.Cmdline,
+			"-device", "virtio-serial-pci",
+			"-chardev", "socket,id=qga,path="+sock+",server=on,wait=off",
+			"-device", "virtserialport,chardev=qga,name="+agentPort), sock, g)
+	})
 }
