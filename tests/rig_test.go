@@ -61,7 +61,6 @@ func runsHere(t *testing.T) bool {
 	status, err := rig.Run(context.Background(), nested.Command{
 		Args: []string{self, "-test.run", "^" + t.Name() + "$", "-test.v", "-test.count=1", "-test.timeout=20m"},
 		Env:  env, Dir: filepath.Join(repoRoot(), "tests"),
-		Copy:    tmpFiles(self, vmm),
 		Timeout: 25 * time.Minute, Console: &console,
 	})
 	out := console.String()
@@ -77,21 +76,8 @@ func runsHere(t *testing.T) bool {
 	return false
 }
 
-// tmpFiles lists the paths under os.TempDir, which the outer machine
-// cannot see (it has its own /tmp): the rig copies those in.
-func tmpFiles(paths ...string) []string {
-	var out []string
-	tmp := filepath.Clean(os.TempDir()) + string(filepath.Separator)
-	for _, p := range paths {
-		if strings.HasPrefix(filepath.Clean(p), tmp) {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
 // TestNestedRig checks the rig itself: a command runs in the outer
-// machine at the host's paths, with /dev/kvm, a writable /tmp and the
+// machine at the host's paths, with /dev/kvm, a writable TMPDIR and the
 // host's read-only root, and its exit status comes back.
 func TestNestedRig(t *testing.T) {
 	if os.Getenv(nested.EnvInside) != "" {
@@ -107,7 +93,7 @@ func TestNestedRig(t *testing.T) {
 	var console syncBuffer
 	status, err := r.Run(context.Background(), nested.Command{
 		Args: []string{"sh", "-c", `test -c /dev/kvm && echo kvm=yes; echo "inside=$` + nested.EnvInside + `"; ` +
-			`test -f Makefile && echo checkout=yes; echo data >/tmp/f && cat /tmp/f; ` +
+			`test -f Makefile && echo checkout=yes; echo data >"$TMPDIR/f" && cat "$TMPDIR/f"; ` +
 			`touch Makefile 2>/dev/null || echo root=ro; exit 7`},
 		Dir: repoRoot(), Timeout: 5 * time.Minute, Console: &console,
 	})

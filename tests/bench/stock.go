@@ -67,7 +67,6 @@ func stockInRig(build, vmm, dir string, runs int) (string, error) {
 	fmt.Fprintf(os.Stderr, "bench: booting the nested rig for the stock-kernel rows (%d boots per peer, a few minutes)\n", runs)
 	status, err := r.Run(context.Background(), nested.Command{
 		Args:    []string{self, "-in-rig", "-vmm", abs(vmm), "-stock", abs(dir), "-stock-runs", fmt.Sprint(runs)},
-		Copy:    []string{self},
 		Timeout: time.Duration(runs)*4*time.Minute + 5*time.Minute,
 		Console: &console,
 	})

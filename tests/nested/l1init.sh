@@ -29,9 +29,11 @@ mount -t devpts -o newinstance,ptmxmode=0666 devpts /dev/pts
 mount --rbind /dev /host/dev
 mount -t proc proc /host/proc
 mount -t sysfs sys /host/sys
-# The command's scratch space (sockets, t.TempDir) lives in L1's RAM:
-# the host's root is read-only here, and 9p has no unix sockets.
-mount -t tmpfs -o mode=1777 tmp /host/tmp
+# The command's scratch space (TMPDIR: sockets, t.TempDir) lives in
+# L1's RAM at /mnt: the host's root is read-only here, 9p has no unix
+# sockets, and the host's /tmp stays visible (a checkout or a test
+# binary may live there).
+mount -t tmpfs -o mode=1777 scratch /host/mnt
 [ -c /dev/kvm ] || echo "nested-rig: no /dev/kvm (kvm_amd did not load)"
 
 chroot /host /bin/sh "$out/cmd.sh"

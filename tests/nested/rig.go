@@ -6,8 +6,9 @@
 // kvm_amd offers a /dev/kvm whose guests (L2) run their kernel code like
 // their user code, so stock distro kernels boot under vmm in seconds.
 // L1 shares the host's root read-only and one run folder read-write over
-// 9p, and runs a command chrooted at the host's paths: a test binary
-// built on the host runs there unchanged. See ../shared/NESTED-KVM.md
+// 9p, and runs a command chrooted at the host's paths, with TMPDIR a
+// tmpfs of L1's own at /mnt: a test binary built on the host runs there
+// unchanged. See ../shared/NESTED-KVM.md
 // for the measured facts, and the README for running it by hand.
 //
 // Timings inside the rig are TCG time: use them only for ratios of vmm
@@ -49,8 +50,7 @@ var l1Modules = []struct {
 type Rig struct {
 	Kernel string // Debian's generic bzImage
 	Initrd string // busybox, the modules and l1init.sh
-	// RunRoot holds one folder per run (shared read-write with L1); it
-	// must not be under /tmp, which L1 overlays with its own tmpfs.
+	// RunRoot holds one folder per run, shared read-write with L1.
 	RunRoot string
 }
 

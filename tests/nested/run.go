@@ -15,16 +15,11 @@ import (
 
 // Command is what to run in the outer machine.
 type Command struct {
-	Args []string // the program and its arguments, at host paths
-	Env  []string // NAME=VALUE added to a minimal environment
-	Dir  string   // working directory (a host path); default /
-	// Copy names host files the command needs that L1 cannot see (any
-	// path under /tmp, which L1 overlays): each is copied into the run
-	// folder, and Args and Env words equal to such a path are rewritten
-	// to the copy.
-	Copy    []string
-	CPUs    int // L1's vCPUs (TCG threads); default 2
-	MemMiB  int // L1's RAM; default 4096
+	Args    []string // the program and its arguments, at host paths
+	Env     []string // NAME=VALUE added to a minimal environment
+	Dir     string   // working directory (a host path); default /
+	CPUs    int      // L1's vCPUs (TCG threads); default 2
+	MemMiB  int      // L1's RAM; default 4096
 	Timeout time.Duration
 	// Console receives the outer machine's console as it runs: the
 	// command's stdout and stderr, and L1's own few lines.
@@ -113,69 +108,29 @@ func (r *Rig) Run(ctx context.Context, c Command) (int, error) {
 	return status, nil
 }
 
-// stage copies c.Copy into the run folder, rewrites c's references to
-// them, and writes cmd.sh, which L1's init runs chrooted at /.
+// stage writes cmd.sh into the run folder, which L1's init runs
+// chrooted at the host's root.
 func (r *Rig) stage(out string, c *Command) error {
-	moved := map[string]string{}
-	for i, p := range c.Copy {
-		dst := filepath.Join(out, fmt.Sprintf("%d-%s", i, filepath.Base(p)))
-		if err := copyFile(dst, p); err != nil {
-			return err
-		}
-		moved[p] = dst
-	}
-	rewrite := func(s string) string {
-		if d, ok := moved[s]; ok {
-			return d
-		}
-		if k, v, ok := strings.Cut(s, "="); ok {
-			if d, ok := moved[v]; ok {
-				return k + "=" + d
-			}
-		}
-		return s
-	}
 	var sh strings.Builder
 	sh.WriteString("# written by the nested rig (tests/nested); run chrooted in the outer machine\n")
 	env := append([]string{
 		"HOME=/root",
 		"PATH=/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-		"TMPDIR=/tmp",
+		"TMPDIR=/mnt",
 		EnvInside + "=1",
 	}, c.Env...)
 	for _, e := range env {
-		fmt.Fprintf(&sh, "export %s\n", shellQuote(rewrite(e)))
+		fmt.Fprintf(&sh, "export %s\n", shellQuote(e))
 	}
 	fmt.Fprintf(&sh, "cd %s || exit 125\nexec", shellQuote(c.Dir))
 	for _, a := range c.Args {
-		fmt.Fprintf(&sh, " %s", shellQuote(rewrite(a)))
+		fmt.Fprintf(&sh, " %s", shellQuote(a))
 	}
 	if c.Stdin == nil {
 		sh.WriteString(" </dev/null")
 	}
 	sh.WriteString("\n")
 	return os.WriteFile(filepath.Join(out, "cmd.sh"), []byte(sh.String()), 0o644)
-}
-
-func copyFile(dst, src string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	st, err := in.Stat()
-	if err != nil {
-		return err
-	}
-	o, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, st.Mode().Perm())
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(o, in); err != nil {
-		o.Close()
-		return err
-	}
-	return o.Close()
 }
 
 // shellQuote quotes s for sh: one word, nothing expanded.
