@@ -79,16 +79,7 @@ func TestGuestFatalExit(t *testing.T) {
 // checkLines requires each wanted line to appear, in order.
 func checkLines(t *testing.T, out string, want []string) {
 	t.Helper()
-	lines := strings.Split(strings.ReplaceAll(out, "\r\n", "\n"), "\n")
-	i := 0
-	for _, l := range lines {
-		if i < len(want) && strings.TrimSpace(l) == want[i] {
-			i++
-		}
-	}
-	if i < len(want) {
-		t.Errorf("output lacks %q (in order)\noutput:\n%s", want[i], out)
-	}
+	checkLinesIn(t, "output", out, want)
 }
 
 // TestGuestPowerOff: the guest writes SLP_TYP=S5|SLP_EN into the FADT's

@@ -1,7 +1,6 @@
 package nested
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"os/exec"
@@ -9,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/u-root/u-root/pkg/cpio"
+
+	"vmm/tests/initramfs"
 )
 
 // fetchBusybox returns Debian's static busybox, downloading the
@@ -80,38 +81,7 @@ func writeInitramfs(out, busybox, modDir string, modules []string) error {
 		}
 		records = append(records, cpio.StaticRecord(b, cpio.Info{Name: "lib/modules/" + m + ".ko", Mode: cpio.S_IFREG | 0o644}))
 	}
-	for i := range records {
-		records[i].Ino = uint64(i + 1)
-		records[i].NLink = 1
-	}
-	cpio.MakeAllReproducible(records)
-
-	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(filepath.Dir(out), ".l1-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	bw := bufio.NewWriter(f)
-	w := cpio.Newc.Writer(bw)
-	if err := cpio.WriteRecords(w, records); err != nil {
-		f.Close()
-		return err
-	}
-	if err := cpio.WriteTrailer(w); err != nil {
-		f.Close()
-		return err
-	}
-	if err := bw.Flush(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), out); err != nil {
+	if err := initramfs.Write(out, records); err != nil {
 		return err
 	}
 	return os.WriteFile(out+".init", l1Init, 0o644)

@@ -24,7 +24,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"debug/elf"
 	_ "embed"
@@ -39,6 +38,8 @@ import (
 	"strings"
 
 	"github.com/u-root/u-root/pkg/cpio"
+
+	"vmm/tests/initramfs"
 )
 
 //go:embed init.sh
@@ -149,7 +150,7 @@ func (img *image) build(busybox, modDir, modList, builtin, qga string, libDirs [
 		}
 		for _, name := range strings.Split(modList, ",") {
 			name, optional := strings.CutSuffix(name, "?")
-			data, err := readModule(modDir, name)
+			data, err := initramfs.ReadModule(modDir, name)
 			switch {
 			case err == nil:
 				img.file("lib/modules/"+name+".ko", data, 0o644)
@@ -171,29 +172,6 @@ func (img *image) build(busybox, modDir, modList, builtin, qga string, libDirs [
 		}
 	}
 	return nil
-}
-
-// readModule returns the bytes of dir/name.ko, or of name.ko.xz /
-// name.ko.zst decompressed; an error satisfying os.IsNotExist if none is there.
-func readModule(dir, name string) ([]byte, error) {
-	if name == "" || strings.ContainsRune(name, '/') {
-		return nil, fmt.Errorf("bad module name %q", name)
-	}
-	base := filepath.Join(dir, name+".ko")
-	if b, err := os.ReadFile(base); err == nil || !os.IsNotExist(err) {
-		return b, err
-	}
-	for _, c := range []struct{ ext, cmd string }{{".xz", "xz"}, {".zst", "zstd"}} {
-		if _, err := os.Stat(base + c.ext); err != nil {
-			continue
-		}
-		b, err := exec.Command(c.cmd, "-dc", base+c.ext).Output()
-		if err != nil {
-			return nil, fmt.Errorf("%s -dc %s: %w", c.cmd, base+c.ext, err)
-		}
-		return b, nil
-	}
-	return nil, &os.PathError{Op: "module " + name, Path: base + "{,.xz,.zst}", Err: os.ErrNotExist}
 }
 
 // addELF stores the dynamic executable src at dst, its PT_INTERP loader at
@@ -267,38 +245,5 @@ func (img *image) addELF(src, dst string, libDirs []string) error {
 	return nil
 }
 
-// write stores the archive at out (atomically: a temporary file renamed).
-func (img *image) write(out string) error {
-	for i := range img.recs {
-		img.recs[i].Ino = uint64(i + 1) // distinct inodes: no hard links
-		img.recs[i].NLink = 1
-	}
-	cpio.MakeAllReproducible(img.recs)
-	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(filepath.Dir(out), ".rootfs-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	bw := bufio.NewWriter(f)
-	w := cpio.Newc.Writer(bw)
-	err = cpio.WriteRecords(w, img.recs)
-	if err == nil {
-		err = cpio.WriteTrailer(w)
-	}
-	if err == nil {
-		err = bw.Flush()
-	}
-	if err == nil {
-		err = f.Chmod(0o644)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), out)
-}
+// write stores the archive at out.
+func (img *image) write(out string) error { return initramfs.Write(out, img.recs) }

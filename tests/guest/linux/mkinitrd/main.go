@@ -18,7 +18,6 @@
 package main
 
 import (
-	"bufio"
 	"flag"
 	"fmt"
 	"log"
@@ -28,6 +27,8 @@ import (
 	"strings"
 
 	"github.com/u-root/u-root/pkg/cpio"
+
+	"vmm/tests/initramfs"
 )
 
 const initPkg = "vmm/tests/guest/linux/init"
@@ -49,31 +50,6 @@ func main() {
 	if err := mkinitrd(*out, *goCmd, *modDir, names); err != nil {
 		log.Fatalf("mkinitrd: %v", err)
 	}
-}
-
-// readModule returns the uncompressed bytes of module name in dir: name.ko,
-// or name.ko.xz / name.ko.zst through the xz / zstd command.
-func readModule(dir, name string) ([]byte, error) {
-	if name == "" || strings.ContainsRune(name, '/') {
-		return nil, fmt.Errorf("bad module name %q", name)
-	}
-	base := filepath.Join(dir, name+".ko")
-	if b, err := os.ReadFile(base); err == nil {
-		return b, nil
-	} else if !os.IsNotExist(err) {
-		return nil, err
-	}
-	for _, c := range []struct{ ext, cmd string }{{".xz", "xz"}, {".zst", "zstd"}} {
-		if _, err := os.Stat(base + c.ext); err != nil {
-			continue
-		}
-		b, err := exec.Command(c.cmd, "-dc", base+c.ext).Output()
-		if err != nil {
-			return nil, fmt.Errorf("%s -dc %s: %w", c.cmd, base+c.ext, err)
-		}
-		return b, nil
-	}
-	return nil, fmt.Errorf("module %s: no %s.ko, .ko.xz or .ko.zst in %s", name, name, dir)
 }
 
 func mkinitrd(out, goCmd, modDir string, modules []string) error {
@@ -107,47 +83,12 @@ func mkinitrd(out, goCmd, modDir string, modules []string) error {
 	if len(modules) > 0 {
 		records = append(records, cpio.Directory("modules", 0o755))
 		for _, m := range modules {
-			b, err := readModule(modDir, m)
+			b, err := initramfs.ReadModule(modDir, m)
 			if err != nil {
 				return err
 			}
 			records = append(records, cpio.StaticRecord(b, cpio.Info{Name: "modules/" + m + ".ko", Mode: cpio.S_IFREG | 0o644}))
 		}
 	}
-	for i := range records {
-		records[i].Ino = uint64(i + 1) // distinct inodes: no hard links
-		records[i].NLink = 1
-	}
-	cpio.MakeAllReproducible(records)
-
-	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(filepath.Dir(out), ".initrd-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	bw := bufio.NewWriter(f)
-	w := cpio.Newc.Writer(bw)
-	if err := cpio.WriteRecords(w, records); err != nil {
-		f.Close()
-		return fmt.Errorf("%s: %w", out, err)
-	}
-	if err := cpio.WriteTrailer(w); err != nil {
-		f.Close()
-		return fmt.Errorf("%s: %w", out, err)
-	}
-	if err := bw.Flush(); err != nil {
-		f.Close()
-		return fmt.Errorf("%s: %w", out, err)
-	}
-	if err := f.Chmod(0o644); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("%s: %w", out, err)
-	}
-	return os.Rename(f.Name(), out)
+	return initramfs.Write(out, records)
 }
