@@ -99,10 +99,8 @@ func stockBoot(t *testing.T, c stockCase) {
 	sock := func(n string) string { return filepath.Join(dir, n+".sock") }
 	conFile := filepath.Join(dir, "console.out")
 	const size = 1 << 20
-	// Without `quiet`: the kernel's whole log is on the console, so a
-	// boot that stops shows where.
 	args := []string{"run", "-kernel", bz, "-initrd", initrd, "-m", "512M", "-smp", fmt.Sprint(c.smp),
-		"-append", c.consoles + " vmm.modules=" + stockModules + " vmm.klog=1 vmm." + c.end + "=1" +
+		"-append", c.consoles + " quiet vmm.modules=" + stockModules + " vmm.klog=1 vmm." + c.end + "=1" +
 			" vmm.cmd=vs=org.vmm.out:w:1M,org.vmm.in:r:1M",
 		"-device", c.transport + ",max_ports=4",
 		"-chardev", "file,id=con,path=" + conFile, "-device", "virtconsole,chardev=con,name=org.vmm.console",
