@@ -120,7 +120,11 @@ func (f *fifoReceiver) Receive(b []byte) int {
 	return n
 }
 
-func (f *fifoReceiver) OnSpace(fn func()) { f.space = fn }
+func (f *fifoReceiver) OnSpace(fn func()) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.space = fn
+}
 
 // drain plays the guest: it empties the FIFO and signals space.
 func (f *fifoReceiver) drain() {

@@ -39,15 +39,21 @@ type Input struct {
 // the device's room.
 func AttachInput(loop *Loop, fd int, dst Receiver, filter func([]byte) []byte) (*Input, error) {
 	in := &Input{loop: loop, fd: fd, dst: dst, filter: filter}
+	// The loop may call ready as soon as the fd is added: it waits on mu
+	// until the watch is recorded.
+	in.mu.Lock()
 	w, err := loop.Add(fd, unix.EPOLLIN, in.ready)
 	if errors.Is(err, ErrNotPollable) {
+		in.mu.Unlock()
 		go in.readBlocking()
 		return in, nil
 	}
 	if err != nil {
+		in.mu.Unlock()
 		return nil, err
 	}
 	in.watch, in.armed = w, true
+	in.mu.Unlock()
 	dst.OnSpace(in.rearm)
 	return in, nil
 }
@@ -70,8 +76,8 @@ func (in *Input) ready(events uint32) {
 		}
 		in.mu.Lock()
 		in.eof = true
-		in.mu.Unlock()
 		in.watch.Remove()
+		in.mu.Unlock()
 		return
 	}
 	data := buf[:n]
