@@ -14,7 +14,7 @@ FUZZTIME  ?= 20s
 DURATION  ?= 10m
 export CGO_ENABLED := 0
 
-.PHONY: all vmm guest guest-linux deps kernels stock-initrds stock-rootfs nested demo test vet unit race bench fuzz soak clean
+.PHONY: test-stock all vmm guest guest-linux deps kernels stock-initrds stock-rootfs nested demo test vet unit race bench fuzz soak clean
 
 all: vmm guest
 
@@ -94,7 +94,14 @@ test: deps kernels stock-initrds stock-rootfs nested guest-linux vet vmm guest
 	$(MAKE) race
 	VMM_DEBIAN_KERNEL_DIR=$(CURDIR)/$(DEBIAN) VMM_GUEST=$(CURDIR)/$(GUEST) VMM_BIN=$(CURDIR)/$(VMM) \
 	VMM_LINUX_DIR=$(CURDIR)/$(LINUX) \
-		$(GO) test -count=1 -timeout 60m ./...
+		$(GO) test -count=1 -timeout 60m -skip '^(TestStock|TestNestedRig)' ./...
+
+# test-stock runs the stock-kernel tests, in the nested rig on hosts whose
+# KVM emulates guest kernel mode. Not yet in make test: in the rig a
+# stock boot now and then resets early or input stalls (see issue 10).
+test-stock: deps kernels stock-initrds stock-rootfs nested vmm guest
+	VMM_BIN=$(CURDIR)/$(VMM) VMM_GUEST=$(CURDIR)/$(GUEST) \
+		$(GO) test -count=1 -timeout 60m -run '^(TestStock|TestNestedRig)' -v ./tests/
 
 bench: deps vmm guest guest-linux stock-initrds nested
 	$(GO) run ./tests/bench -vmm $(VMM) -guest $(GUEST) -linux $(LINUX) -stock $(BUILD)/debian-cloud -out $(BUILD)/bench.txt
