@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"vmm/soak"
 )
 
 // TestBadInput: every bad input exits non-zero with one line on stderr
@@ -106,5 +108,38 @@ func TestUsage(t *testing.T) {
 	r = run(t, 10*time.Second, vmmBinary(t), "frob")
 	if r.status != 2 || !strings.Contains(r.stderr, `unknown command "frob"`) {
 		t.Errorf("vmm frob: status %d stderr %q; want 2 and an unknown-command line", r.status, r.stderr)
+	}
+}
+
+// TestSeveralVirtioSerialDevices: QEMU's device forms — id= on each
+// controller, bus=ID.0 on ports — with a virtio-pci and a virtio-mmio
+// controller in one VM, each with its own port; the guest finds both
+// devices and writes a checkable stream to each port, which arrives in
+// that port's file.
+func TestSeveralVirtioSerialDevices(t *testing.T) {
+	needKVM(t)
+	dir := t.TempDir()
+	fa, fb := filepath.Join(dir, "a.out"), filepath.Join(dir, "b.out")
+	r := runVMM(t, "-kernel", guestELF(t), "-serial", "stdio",
+		"-append", "vs-ports; vs a:w:5000 b:w:7000; exit 0",
+		"-device", "virtio-serial-pci,id=vs0,max_ports=4",
+		"-device", "virtio-serial-device,id=vs1,max_ports=3",
+		"-chardev", "file,id=fa,path="+fa, "-chardev", "file,id=fb,path="+fb,
+		"-device", "virtserialport,id=pa,bus=vs0.0,chardev=fa,name=a",
+		"-device", "virtserialport,id=pb,bus=vs1.0,chardev=fb,name=b,nr=2")
+	if r.status != 0 {
+		t.Fatalf("exit %d; want 0\n%s\n%s", r.status, withoutHeartbeats(r.stdout), r.stderr)
+	}
+	// The guest lists virtio-mmio devices (vs1) before PCI ones (vs0).
+	checkLines(t, r.stdout, []string{"guest: vs port 2 name=b console=0 open=1", "guest: vs max_ports=3",
+		"guest: vs port 1 name=a console=0 open=1", "guest: vs max_ports=4"})
+	for f, n := range map[string]int{fa: 5000, fb: 7000} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b) != n || soak.Check(b, 0) >= 0 {
+			t.Errorf("%s: %d bytes (first bad at %d); want the %d-byte pattern", f, len(b), soak.Check(b, 0), n)
+		}
 	}
 }

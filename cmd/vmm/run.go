@@ -43,7 +43,7 @@ func boot(o *options) (int, error) {
 			return 0, fmt.Errorf("-initrd: %w", err)
 		}
 	}
-	serialCfg, err := o.devices.build()
+	serialCfgs, err := o.devices.build()
 	if err != nil {
 		return 0, err
 	}
@@ -62,17 +62,19 @@ func boot(o *options) (int, error) {
 	go func() { loopErr <- loop.Run() }()
 
 	var mmioDevs, pciDevs []virtio.Device
-	var vs *virtioserial.Device
-	if serialCfg != nil {
-		serialCfg.Loop = loop
-		if vs, err = virtioserial.New(*serialCfg); err != nil {
+	var serialDevs []*virtioserial.Device
+	for _, bc := range serialCfgs {
+		bc.Cfg.Loop = loop
+		vs, err := virtioserial.New(bc.Cfg)
+		if err != nil {
 			return 0, err
 		}
 		defer vs.Close()
 		if err := vs.Start(); err != nil {
 			return 0, err
 		}
-		if o.devices.pci {
+		serialDevs = append(serialDevs, vs)
+		if bc.PCI {
 			pciDevs = append(pciDevs, vs)
 		} else {
 			mmioDevs = append(mmioDevs, vs)
@@ -117,8 +119,9 @@ func boot(o *options) (int, error) {
 	// kicked or not, and console output) still goes out, before guest
 	// memory goes with m.Close (DESIGN.md).
 	m.WaitStopped()
-	if vs != nil {
-		if left := vs.Drain(time.Now().Add(drainTimeout)); left > 0 {
+	deadline := time.Now().Add(drainTimeout)
+	for _, vs := range serialDevs {
+		if left := vs.Drain(deadline); left > 0 {
 			slog.Warn("virtio-serial: guest output its host peers did not take before exit", "bytes", left, "waited", drainTimeout)
 		}
 	}

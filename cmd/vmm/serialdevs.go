@@ -2,127 +2,33 @@ package main
 
 import (
 	"fmt"
-	"strconv"
-	"time"
+	"strings"
 
-	"vmm/chardev"
 	"vmm/devices/virtioserial"
 )
 
-// chardevSpec is a parsed -chardev: its backend, not yet started.
-type chardevSpec struct {
-	id      string
-	backend chardev.Backend
-	stdio   bool
-}
-
-// parseChardev reads `-chardev BACKEND,id=ID,…` with QEMU's names.
-func parseChardev(s string) (*chardevSpec, error) {
-	o, err := parseQemuOpts("-chardev", s)
-	if err != nil {
-		return nil, err
-	}
-	id, err := o.required("id")
-	if err != nil {
-		return nil, err
-	}
-	c := &chardevSpec{id: id}
-	switch o.driver {
-	case "null":
-		c.backend = chardev.NewNull(id)
-	case "stdio":
-		signal, err := o.boolean("signal", true)
-		if err != nil {
-			return nil, err
-		}
-		c.backend, c.stdio = chardev.NewStdio(id, signal), true
-	case "file":
-		path, err := o.required("path")
-		if err != nil {
-			return nil, err
-		}
-		in, _ := o.str("input-path")
-		appendMode, err := o.boolean("append", false)
-		if err != nil {
-			return nil, err
-		}
-		c.backend = chardev.NewFile(id, path, in, appendMode)
-	case "socket":
-		cfg, err := socketConfig(o, id)
-		if err != nil {
-			return nil, err
-		}
-		c.backend = chardev.NewSocket(cfg)
-	case "pipe":
-		path, err := o.required("path")
-		if err != nil {
-			return nil, err
-		}
-		c.backend = chardev.NewPipe(id, path)
-	case "pty":
-		c.backend = chardev.NewPty(id)
-	case "ringbuf", "memory":
-		size, err := o.size("size", 64<<10)
-		if err != nil {
-			return nil, err
-		}
-		if size == 0 || size&(size-1) != 0 {
-			return nil, fmt.Errorf("-chardev ringbuf: size=%d must be a power of two", size)
-		}
-		c.backend = chardev.NewRingbuf(id, int(size))
-	default:
-		return nil, fmt.Errorf("-chardev %s: unknown backend (want socket, pipe, pty, file, ringbuf, stdio or null)", o.driver)
-	}
-	return c, o.unused()
-}
-
-// socketConfig reads a socket chardev: path= (unix) or host=,port= (tcp).
-func socketConfig(o *qemuOpts, id string) (chardev.SocketConfig, error) {
-	cfg := chardev.SocketConfig{ID: id}
-	var err error
-	path, hasPath := o.str("path")
-	host, _ := o.str("host")
-	port, hasPort := o.str("port")
-	switch {
-	case hasPath && hasPort:
-		return cfg, fmt.Errorf("-chardev socket: give path= or host=,port=, not both")
-	case hasPath:
-		cfg.Path = path
-	case hasPort:
-		if cfg.Port, err = strconv.Atoi(port); err != nil || cfg.Port < 0 || cfg.Port > 65535 {
-			return cfg, fmt.Errorf("-chardev socket: port=%s is not a port number", port)
-		}
-		cfg.Host = host
-	default:
-		return cfg, fmt.Errorf("-chardev socket: path= (unix) or host=,port= (tcp) is required")
-	}
-	if cfg.Server, err = o.boolean("server", false); err != nil {
-		return cfg, err
-	}
-	if cfg.Wait, err = o.boolean("wait", cfg.Server); err != nil {
-		return cfg, err
-	}
-	cfg.Wait = cfg.Wait && cfg.Server
-	if cfg.NoDelay, err = o.boolean("nodelay", false); err != nil {
-		return cfg, err
-	}
-	secs, err := o.integer("reconnect", 0)
-	if err != nil {
-		return cfg, err
-	}
-	if secs < 0 || (secs > 0 && cfg.Server) {
-		return cfg, fmt.Errorf("-chardev socket: reconnect=%d: only for a client (server=off), in seconds >= 0", secs)
-	}
-	cfg.Reconnect = time.Duration(secs) * time.Second
-	return cfg, nil
-}
-
-// serialDevices collects -device options for the virtio-serial bus.
+// serialDevices collects the -device options: virtio-serial controllers
+// and the ports plugged into them, resolved by build.
 type serialDevices struct {
-	bus      *qemuOpts   // the virtio-serial controller
-	pci      bool        // its transport: virtio-pci, else virtio-mmio
-	ports    []*qemuOpts // virtserialport and virtconsole
+	buses    []*serialBus
+	ports    []*qemuOpts       // virtserialport and virtconsole, in order
+	ids      map[string]string // -device id= → driver, for uniqueness
 	chardevs map[string]*chardevSpec
+	pvpanic  bool // -device pvpanic was given
+}
+
+// serialBus is one virtio-serial controller.
+type serialBus struct {
+	opts *qemuOpts
+	id   string // id=, "" if none
+	pci  bool   // virtio-pci, else virtio-mmio
+}
+
+// serialBusConfig is one built controller.
+type serialBusConfig struct {
+	ID  string
+	PCI bool
+	Cfg virtioserial.Config
 }
 
 // addDevice takes one -device value.
@@ -131,42 +37,100 @@ func (s *serialDevices) addDevice(v string) error {
 	if err != nil {
 		return err
 	}
+	id, hasID := o.str("id")
+	if hasID {
+		if err := checkID("-device "+o.driver, id); err != nil {
+			return err
+		}
+		if prev, dup := s.ids[id]; dup {
+			return fmt.Errorf("-device %s: id %q is already used by a -device %s", o.driver, id, prev)
+		}
+		if s.ids == nil {
+			s.ids = map[string]string{}
+		}
+		s.ids[id] = o.driver
+	}
 	switch o.driver {
 	case "virtio-serial", "virtio-serial-pci", "virtio-serial-device":
-		if s.bus != nil {
-			return fmt.Errorf("-device %s: only one virtio-serial device is supported", o.driver)
-		}
-		s.bus = o
 		// QEMU's names: -device (virtio-mmio) or -pci; the bare name is
 		// PCI, as on QEMU's PC machines.
-		s.pci = o.driver != "virtio-serial-device"
+		s.buses = append(s.buses, &serialBus{opts: o, id: id, pci: o.driver != "virtio-serial-device"})
 	case "virtserialport", "virtconsole":
 		s.ports = append(s.ports, o)
+	case "pvpanic":
+		// ISA pvpanic at its only port; vmm's machine always has it.
+		if port, ok := o.str("ioport"); ok && port != "0x505" && port != "1285" {
+			return fmt.Errorf("-device pvpanic: ioport=%s: only 0x505 is supported", port)
+		}
+		s.pvpanic = true
+		return o.unused()
 	default:
-		return fmt.Errorf("-device %s: unknown device (want virtio-serial, virtserialport or virtconsole)", o.driver)
+		return fmt.Errorf("-device %s: unknown device (want virtio-serial, virtio-serial-pci, virtio-serial-device, virtserialport, virtconsole or pvpanic)", o.driver)
 	}
 	return nil
 }
 
-// build turns the options into a device config (nil when there is no
-// virtio-serial device). Backends are not started.
-func (s *serialDevices) build() (*virtioserial.Config, error) {
-	if s.bus == nil {
-		if len(s.ports) > 0 {
-			return nil, fmt.Errorf("-device %s: needs a -device virtio-serial to plug into", s.ports[0].driver)
+// checkID applies QEMU's rule for ids: a letter, then letters, digits,
+// '-', '.' or '_'.
+func checkID(what, id string) error {
+	ok := id != ""
+	for i, r := range id {
+		letter := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z'
+		if !letter && (i == 0 || !(r >= '0' && r <= '9' || r == '-' || r == '.' || r == '_')) {
+			ok = false
 		}
-		return nil, nil
 	}
-	maxPorts, err := s.bus.integer("max_ports", virtioserial.MaxPorts)
-	if err != nil {
-		return nil, err
+	if !ok {
+		return fmt.Errorf("%s: id=%q: an id starts with a letter and has only letters, digits, '-', '.' and '_'", what, id)
 	}
-	if err := s.bus.unused(); err != nil {
-		return nil, err
+	return nil
+}
+
+// busFor finds the controller a port plugs into: bus=ID.0 names it (QEMU
+// calls a virtio-serial device's bus "ID.0"); without bus= the first one.
+func (s *serialDevices) busFor(o *qemuOpts) (int, error) {
+	if len(s.buses) == 0 {
+		return 0, fmt.Errorf("-device %s: needs a -device virtio-serial to plug into", o.driver)
 	}
-	cfg := &virtioserial.Config{MaxPorts: maxPorts}
+	bus, ok := o.str("bus")
+	if !ok {
+		return 0, nil
+	}
+	id, hasSuffix := strings.CutSuffix(bus, ".0")
+	for i, b := range s.buses {
+		if b.id != "" && b.id == id && hasSuffix {
+			return i, nil
+		}
+	}
+	for _, b := range s.buses {
+		if b.id != "" && b.id == bus {
+			return 0, fmt.Errorf("-device %s: bus=%s: a virtio-serial device's bus is its id plus \".0\" (bus=%s.0)", o.driver, bus, bus)
+		}
+	}
+	return 0, fmt.Errorf("-device %s: bus=%s: no virtio-serial device has that bus (give the device an id, e.g. -device virtio-serial-pci,id=vs0, and use bus=vs0.0)", o.driver, bus)
+}
+
+// build turns the options into device configs, one per controller, in
+// command-line order. Backends are not started.
+func (s *serialDevices) build() ([]serialBusConfig, error) {
+	cfgs := make([]serialBusConfig, len(s.buses))
+	for i, b := range s.buses {
+		maxPorts, err := b.opts.integer("max_ports", virtioserial.MaxPorts)
+		if err != nil {
+			return nil, err
+		}
+		if err := b.opts.unused(); err != nil {
+			return nil, err
+		}
+		cfgs[i] = serialBusConfig{ID: b.id, PCI: b.pci, Cfg: virtioserial.Config{MaxPorts: maxPorts}}
+	}
 	inUse := map[string]string{}
+	names := map[string]bool{} // QEMU finds ports by name across devices
 	for _, o := range s.ports {
+		bi, err := s.busFor(o)
+		if err != nil {
+			return nil, err
+		}
 		id, err := o.required("chardev")
 		if err != nil {
 			return nil, err
@@ -178,8 +142,15 @@ func (s *serialDevices) build() (*virtioserial.Config, error) {
 		if prev, dup := inUse[id]; dup {
 			return nil, fmt.Errorf("-device %s: chardev %q is already used by a %s", o.driver, id, prev)
 		}
+		if c.serial {
+			return nil, fmt.Errorf("-device %s: chardev %q is already used by -serial chardev:%s (one front end per chardev)", o.driver, id, id)
+		}
 		inUse[id] = o.driver
 		name, _ := o.str("name")
+		if name != "" && names[name] {
+			return nil, fmt.Errorf("-device %s: port name %q is already in use", o.driver, name)
+		}
+		names[name] = true
 		nr, err := o.integer("nr", -1)
 		if err != nil {
 			return nil, err
@@ -201,9 +172,9 @@ func (s *serialDevices) build() (*virtioserial.Config, error) {
 		if err := o.unused(); err != nil {
 			return nil, err
 		}
-		cfg.Ports = append(cfg.Ports, virtioserial.PortConfig{Nr: nr, Name: name,
+		cfgs[bi].Cfg.Ports = append(cfgs[bi].Cfg.Ports, virtioserial.PortConfig{Nr: nr, Name: name,
 			Console: o.driver == "virtconsole", Backend: c.backend,
 			DropDisconnected: mode == "drop", Limit: int(limit)})
 	}
-	return cfg, nil
+	return cfgs, nil
 }
