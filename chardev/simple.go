@@ -1,6 +1,7 @@
 package chardev
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
@@ -79,19 +80,27 @@ func (f *File) Close() error {
 // non-blocking does not change the descriptions the shell (or COM1's
 // writer) shares. A terminal is put in raw mode; with signal=on (QEMU's
 // default) ^C still interrupts vmm, with signal=off it goes to the guest.
+// With an Escape (SetEscape), QEMU's Ctrl-A keys are taken out of the
+// input first, whatever signal= says.
 type Stdio struct {
 	id      string
 	signal  bool
 	in, out int
 	term    *Terminal
+	esc     *Escape
+	mux     *escapeMux
 }
+
+// SetEscape makes Start filter input through e (QEMU's mux=on). Call it
+// before Start.
+func (s *Stdio) SetEscape(e *Escape) { s.esc = e }
 
 // NewStdio returns a stdio backend.
 func NewStdio(id string, signal bool) *Stdio { return &Stdio{id: id, signal: signal, in: -1, out: -1} }
 
 func (s *Stdio) ID() string { return s.id }
 
-func (s *Stdio) Start(_ *Loop, sink Sink) error {
+func (s *Stdio) Start(loop *Loop, sink Sink) error {
 	var err error
 	if s.out, err = reopenNonblock(1, unix.O_WRONLY); err != nil {
 		return fmt.Errorf("chardev %s: stdout: %w", s.id, err)
@@ -104,7 +113,17 @@ func (s *Stdio) Start(_ *Loop, sink Sink) error {
 			return fmt.Errorf("chardev %s: %w", s.id, err)
 		}
 	}
-	sink.Connected(Conn{R: s.in, W: s.out})
+	r := s.in
+	if s.esc != nil && s.in >= 0 {
+		s.mux, err = newEscapeMux(loop, s.in, s.esc)
+		switch {
+		case err == nil:
+			r = s.mux.r
+		case !errors.Is(err, ErrNotPollable): // a regular file is read as it is
+			return fmt.Errorf("chardev %s: %w", s.id, err)
+		}
+	}
+	sink.Connected(Conn{R: r, W: s.out})
 	return nil
 }
 
@@ -130,6 +149,10 @@ func reopenNonblock(fd, mode int) (int, error) {
 func (s *Stdio) Drop(Conn) {}
 
 func (s *Stdio) Close() error {
+	if s.mux != nil {
+		s.mux.close()
+		s.mux = nil
+	}
 	if s.term != nil {
 		s.term.Restore()
 		s.term = nil

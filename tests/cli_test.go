@@ -46,7 +46,14 @@ func TestBadInput(t *testing.T) {
 		{"stray argument", []string{"-kernel", guest, "extra"}, `unexpected argument "extra"`, false},
 		{"unknown cpu feature", []string{"-kernel", guest, "-cpu", "host,+warp-drive"}, `-cpu: unknown CPU feature "warp-drive"`, false},
 		{"unknown cpu model", []string{"-kernel", guest, "-cpu", "pentium"}, `unsupported CPU model "pentium"`, false},
-		{"unknown serial backend", []string{"-kernel", guest, "-serial", "telepathy"}, "-serial telepathy: unknown backend", false},
+		{"unknown serial backend", []string{"-kernel", guest, "-serial", "telepathy"}, "-serial telepathy: unknown or unsupported backend", false},
+		{"serial on a telnet socket", []string{"-kernel", guest, "-serial", "telnet:localhost:4444,server"}, "telnet, udp, vc and host devices are not supported", false},
+		{"two -serial", []string{"-kernel", guest, "-serial", "null", "-serial", "stdio"}, "vmm has one serial port (COM1)", false},
+		{"serial chardev not defined", []string{"-kernel", guest, "-serial", "chardev:nope"}, `-serial chardev:nope: chardev "nope" is not defined`, false},
+		{"serial chardev also on a port", []string{"-kernel", guest, "-chardev", "null,id=a", "-serial", "chardev:a", "-device", "virtio-serial",
+			"-device", "virtconsole,chardev=a"}, `chardev "a" is already used by -serial chardev:a`, false},
+		{"serial socket without port", []string{"-kernel", guest, "-serial", "tcp:localhost"}, "want tcp:HOST:PORT", false},
+		{"serial socket bad option", []string{"-kernel", guest, "-serial", "unix:/tmp/x.sock,server,colour=red"}, `-serial unix:/tmp/x.sock,server,colour=red: socket: unknown property "colour"`, false},
 		{"unknown chardev id", []string{"-kernel", guest, "-device", "virtio-serial", "-device", "virtserialport,chardev=nope"}, `chardev "nope" is not defined (no -chardev …,id=nope)`, false},
 		{"chardev without id", []string{"-kernel", guest, "-chardev", "null"}, "-chardev null: id= is required", false},
 		{"duplicate chardev id", []string{"-kernel", guest, "-chardev", "null,id=a", "-chardev", "null,id=a"}, `id "a" is already defined`, false},
@@ -78,7 +85,8 @@ func TestBadInput(t *testing.T) {
 			"-device", "virtserialport,chardev=a,disconnected=maybe"}, "disconnected=maybe: want hold or drop", false},
 		{"limit on a serial port", []string{"-kernel", guest, "-device", "virtio-serial", "-chardev", "null,id=a",
 			"-device", "virtserialport,chardev=a,limit=4K"}, "limit= applies to virtconsole", false},
-		{"stdio twice", []string{"-kernel", guest, "-serial", "stdio", "-chardev", "stdio,id=a"}, "stdio is already used by -serial stdio", false},
+		{"stdio twice", []string{"-kernel", guest, "-serial", "stdio", "-chardev", "stdio,id=a"}, "stdio is used twice (-chardev stdio,id=a and -serial stdio)", false},
+		{"two -chardev stdio", []string{"-kernel", guest, "-chardev", "stdio,id=a", "-chardev", "stdio,id=b"}, "stdio is used twice (-chardev stdio,id=a and -chardev stdio,id=b)", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"strconv"
 	"time"
 
@@ -14,6 +15,9 @@ type chardevSpec struct {
 	backend chardev.Backend
 	stdio   bool
 	serial  bool // COM1's backend (-serial chardev:ID)
+	// waitsFor names what a socket server with wait=on waits for at
+	// start-up ("unix:PATH", "tcp:HOST:PORT"); empty otherwise.
+	waitsFor string
 }
 
 // parseChardev reads `-chardev BACKEND,id=ID,…` with QEMU's names.
@@ -35,6 +39,10 @@ func parseChardev(s string) (*chardevSpec, error) {
 		if err != nil {
 			return nil, err
 		}
+		// QEMU's mux=on adds the Ctrl-A keys; here stdio always has them.
+		if _, err := o.boolean("mux", true); err != nil {
+			return nil, err
+		}
 		c.backend, c.stdio = chardev.NewStdio(id, signal), true
 	case "file":
 		path, err := o.required("path")
@@ -53,6 +61,12 @@ func parseChardev(s string) (*chardevSpec, error) {
 			return nil, err
 		}
 		c.backend = chardev.NewSocket(cfg)
+		if cfg.Wait {
+			c.waitsFor = "unix:" + cfg.Path
+			if cfg.Path == "" {
+				c.waitsFor = "tcp:" + net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
+			}
+		}
 	case "pipe":
 		path, err := o.required("path")
 		if err != nil {
@@ -86,6 +100,8 @@ func socketConfig(o *qemuOpts, id string) (chardev.SocketConfig, error) {
 	switch {
 	case hasPath && hasPort:
 		return cfg, fmt.Errorf("-chardev socket: give path= or host=,port=, not both")
+	case hasPath && path == "":
+		return cfg, fmt.Errorf("-chardev socket: path= is empty (give the unix socket's file name, e.g. path=/tmp/vm.sock)")
 	case hasPath:
 		cfg.Path = path
 	case hasPort:

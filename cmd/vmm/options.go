@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -15,7 +16,8 @@ type options struct {
 	memSize        uint64
 	cpus           int
 	cpu            []machine.FeatureChange
-	serial         string // "stdio", "null" or "file:PATH"
+	serial         *chardevSpec // COM1's backend; nil: none
+	serialRef      string       // -serial chardev:ID, resolved at the end
 	serialGiven    bool
 	devices        serialDevices
 	acpi           bool
@@ -24,7 +26,7 @@ type options struct {
 // parseOptions reads QEMU-style options: `-name value`, `--name value`
 // and `-name=value` are all accepted.
 func parseOptions(args []string) (*options, error) {
-	o := &options{memSize: 256 << 20, cpus: 1, serial: "stdio", acpi: true,
+	o := &options{memSize: 256 << 20, cpus: 1, acpi: true,
 		devices: serialDevices{chardevs: map[string]*chardevSpec{}}}
 	for i := 0; i < len(args); i++ {
 		a := args[i]
@@ -67,8 +69,11 @@ func parseOptions(args []string) (*options, error) {
 		case "cpu":
 			o.cpu, err = machine.ParseCPU(value)
 		case "serial":
-			err = checkSerial(value)
-			o.serial, o.serialGiven = value, true
+			if o.serialGiven {
+				return nil, fmt.Errorf("-serial %s: vmm has one serial port (COM1), and an earlier -serial already set it", value)
+			}
+			o.serial, o.serialRef, err = parseSerial(value)
+			o.serialGiven = true
 		case "chardev":
 			var c *chardevSpec
 			if c, err = parseChardev(value); err == nil {
@@ -89,17 +94,8 @@ func parseOptions(args []string) (*options, error) {
 	if o.kernel == "" {
 		return nil, fmt.Errorf("no kernel: -kernel FILE is required")
 	}
-	for id, c := range o.devices.chardevs {
-		if !c.stdio {
-			continue
-		}
-		// One owner for the terminal, as in QEMU.
-		if o.serialGiven && o.serial == "stdio" {
-			return nil, fmt.Errorf("-chardev stdio,id=%s: stdio is already used by -serial stdio (use -serial null)", id)
-		}
-		if !o.serialGiven {
-			o.serial = "null"
-		}
+	if err := o.resolveSerial(); err != nil {
+		return nil, err
 	}
 	return o, nil
 }
@@ -195,12 +191,33 @@ func parseMachine(s string) (acpi bool, err error) {
 	return acpi, nil
 }
 
-func checkSerial(s string) error {
-	switch {
-	case s == "stdio", s == "null", s == "none":
-		return nil
-	case strings.HasPrefix(s, "file:") && len(s) > len("file:"):
-		return nil
+// resolveSerial settles COM1's backend: -serial chardev:ID, or the
+// default (stdio, unless a -chardev stdio has the terminal), and checks
+// that only one chardev has stdio.
+func (o *options) resolveSerial() error {
+	if o.serialRef != "" {
+		c := o.devices.chardevs[o.serialRef]
+		if c == nil {
+			return fmt.Errorf("-serial chardev:%s: chardev %q is not defined (no -chardev …,id=%s)", o.serialRef, o.serialRef, o.serialRef)
+		}
+		c.serial = true
+		o.serial = c
 	}
-	return fmt.Errorf("-serial %s: unknown backend (want stdio, null or file:PATH)", s)
+	var stdio []string
+	for id, c := range o.devices.chardevs {
+		if c.stdio {
+			stdio = append(stdio, "-chardev stdio,id="+id)
+		}
+	}
+	if o.serial != nil && o.serial.stdio && o.serialRef == "" {
+		stdio = append(stdio, "-serial stdio")
+	}
+	if len(stdio) > 1 {
+		sort.Strings(stdio)
+		return fmt.Errorf("stdio is used twice (%s): there is one terminal; give the others another backend, e.g. -serial null or -chardev pty", strings.Join(stdio, " and "))
+	}
+	if !o.serialGiven && len(stdio) == 0 {
+		o.serial, _, _ = parseSerial("stdio")
+	}
+	return nil
 }

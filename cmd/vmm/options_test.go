@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -49,11 +50,11 @@ func TestParseOptions(t *testing.T) {
 		t.Fatal(err)
 	}
 	if o.kernel != "k" || o.initrd != "i" || o.cmdline != "a b" || o.memSize != 1<<30 || o.cpus != 3 ||
-		len(o.cpu) != 1 || o.serial != "file:/tmp/x" {
+		len(o.cpu) != 1 || o.serial == nil || o.serial.id != serialID {
 		t.Errorf("parseOptions = %+v; want every option applied", o)
 	}
 	d, err := parseOptions([]string{"-kernel", "k"})
-	if err != nil || d.memSize != 256<<20 || d.cpus != 1 || d.serial != "stdio" {
+	if err != nil || d.memSize != 256<<20 || d.cpus != 1 || d.serial == nil || !d.serial.stdio {
 		t.Errorf("defaults = %+v, %v; want 256 MiB, 1 vCPU, stdio", d, err)
 	}
 	for _, bad := range [][]string{{"-smp", "1,sockets=2", "-kernel", "k"}, {"-kernel", "k", "-serial", "file:"}} {
@@ -117,6 +118,83 @@ func TestDeviceForms(t *testing.T) {
 		}
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("options %q: error %v; want one containing %q", tt.args, err, tt.want)
+		}
+	}
+}
+
+// TestParseSerial: each QEMU -serial form becomes the chardev backend
+// it names (or a reference to a -chardev), and the rest are refused.
+func TestParseSerial(t *testing.T) {
+	tests := []struct {
+		in      string
+		backend string // the chardev backend's Go type
+		stdio   bool
+		ref     string
+		wantErr string
+	}{
+		{"stdio", "*chardev.Stdio", true, "", ""},
+		{"mon:stdio", "*chardev.Stdio", true, "", ""},
+		{"null", "*chardev.Null", false, "", ""},
+		{"none", "", false, "", ""},
+		{"file:/tmp/a,b", "*chardev.File", false, "", ""},
+		{"pipe:/tmp/p", "*chardev.Pipe", false, "", ""},
+		{"pty", "*chardev.Pty", false, "", ""},
+		{"unix:/tmp/s.sock,server,nowait", "*chardev.Socket", false, "", ""},
+		{"unix:/tmp/s.sock,server=on,wait=off", "*chardev.Socket", false, "", ""},
+		{"tcp:127.0.0.1:4444,server,nowait", "*chardev.Socket", false, "", ""},
+		{"tcp:[::1]:4444", "*chardev.Socket", false, "", ""},
+		{"chardev:c0", "", false, "c0", ""},
+		{"chardev:", "", false, "", "needs an id"},
+		{"tcp:4444", "", false, "", "want tcp:HOST:PORT"},
+		{"tcp:h:notaport", "", false, "", "port=notaport is not a port number"},
+		{"unix:", "", false, "", "path= is empty (give the unix socket's file name"},
+		{"udp:1.2.3.4:5", "", false, "", "unknown or unsupported backend"},
+		{"vc", "", false, "", "unknown or unsupported backend"},
+		{"/dev/ttyS0", "", false, "", "unknown or unsupported backend"},
+		{"unix:/tmp/s,reconnect=1,server", "", false, "", "reconnect=1: only for a client"},
+	}
+	for _, tt := range tests {
+		spec, ref, err := parseSerial(tt.in)
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.HasPrefix(err.Error(), "-serial "+tt.in) {
+				t.Errorf("parseSerial(%q) = %v; want an error starting -serial %s and containing %q", tt.in, err, tt.in, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || ref != tt.ref {
+			t.Errorf("parseSerial(%q) = ref %q, %v; want ref %q", tt.in, ref, err, tt.ref)
+			continue
+		}
+		got := ""
+		if spec != nil {
+			got = fmt.Sprintf("%T", spec.backend)
+			if spec.stdio != tt.stdio || spec.id != serialID {
+				t.Errorf("parseSerial(%q): stdio %v, id %q; want %v, %q", tt.in, spec.stdio, spec.id, tt.stdio, serialID)
+			}
+		}
+		if got != tt.backend {
+			t.Errorf("parseSerial(%q) backend = %s; want %s", tt.in, got, tt.backend)
+		}
+	}
+}
+
+// TestStdioOwner: the terminal has one owner. COM1 defaults to stdio,
+// or to nothing when a -chardev stdio has the terminal.
+func TestStdioOwner(t *testing.T) {
+	o, err := parseOptions([]string{"-kernel", "k", "-chardev", "stdio,id=con"})
+	if err != nil || o.serial != nil {
+		t.Errorf("-chardev stdio alone: serial %+v, %v; want COM1 without a backend", o.serial, err)
+	}
+	o, err = parseOptions([]string{"-kernel", "k", "-chardev", "stdio,id=con", "-serial", "chardev:con"})
+	if err != nil || o.serial == nil || o.serial.id != "con" {
+		t.Errorf("-serial chardev:con: %+v, %v; want COM1 on the stdio chardev", o, err)
+	}
+	for _, args := range [][]string{
+		{"-chardev", "stdio,id=a", "-chardev", "stdio,id=b"},
+		{"-chardev", "stdio,id=a", "-serial", "mon:stdio"},
+	} {
+		if _, err := parseOptions(append([]string{"-kernel", "k"}, args...)); err == nil || !strings.Contains(err.Error(), "stdio is used twice") {
+			t.Errorf("parseOptions(%q) = %v; want stdio is used twice", args, err)
 		}
 	}
 }

@@ -72,8 +72,11 @@ func (o *qemuOpts) str(k string) (string, bool) {
 // required returns a property that must be present.
 func (o *qemuOpts) required(k string) (string, error) {
 	v, ok := o.str(k)
-	if !ok || v == "" {
+	if !ok {
 		return "", fmt.Errorf("%s %s: %s= is required", o.option, o.driver, k)
+	}
+	if v == "" {
+		return "", fmt.Errorf("%s %s: %s= is empty (give it a value)", o.option, o.driver, k)
 	}
 	return v, nil
 }

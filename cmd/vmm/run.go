@@ -1,12 +1,14 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -27,6 +29,10 @@ func runVM(args []string) int {
 	status, err := boot(o)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "vmm: %v\n", err)
+		var oe optionError
+		if errors.As(err, &oe) {
+			return 2
+		}
 		return 1
 	}
 	return status
@@ -45,14 +51,8 @@ func boot(o *options) (int, error) {
 	}
 	serialCfgs, err := o.devices.build()
 	if err != nil {
-		return 0, err
+		return 0, badOption(err)
 	}
-	serial, err := openSerial(o.serial)
-	if err != nil {
-		return 0, err
-	}
-	defer serial.close()
-
 	loop, err := chardev.NewLoop()
 	if err != nil {
 		return 0, err
@@ -61,15 +61,42 @@ func boot(o *options) (int, error) {
 	loopErr := make(chan error, 1)
 	go func() { loopErr <- loop.Run() }()
 
+	// Ctrl-A keys on every stdio chardev, and signals: both may come
+	// before the VM exists (a socket server waiting for its client).
+	stop := &stopper{}
+	for _, c := range o.devices.chardevs {
+		c.setEscape(stop)
+	}
+	if o.serial != nil && o.serialRef == "" {
+		o.serial.setEscape(stop)
+	}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP)
+	defer signal.Stop(sigs)
+	var signalled atomic.Int32
+	go func() {
+		if s, ok := <-sigs; ok {
+			sig := s.(unix.Signal)
+			signalled.Store(int32(sig))
+			fmt.Fprintf(os.Stderr, "vmm: terminating on signal %d (%v)\n", int(sig), sig)
+			stop.stop("signal "+s.String(), 128+int(sig))
+		}
+	}()
+
 	var mmioDevs, pciDevs []virtio.Device
 	var serialDevs []*virtioserial.Device
 	for _, bc := range serialCfgs {
 		bc.Cfg.Loop = loop
 		vs, err := virtioserial.New(bc.Cfg)
 		if err != nil {
-			return 0, err
+			return 0, badOption(err)
 		}
 		defer vs.Close()
+		for _, p := range bc.Cfg.Ports {
+			if c := o.devices.chardevs[p.Backend.ID()]; c != nil {
+				c.announceWait()
+			}
+		}
 		if err := vs.Start(); err != nil {
 			return 0, err
 		}
@@ -81,9 +108,21 @@ func boot(o *options) (int, error) {
 		}
 	}
 
+	var com1 *com1Host
+	var serialOut io.Writer
+	if o.serial != nil {
+		com1 = &com1Host{backend: o.serial.backend, loop: loop, hupFD: -1}
+		ring := chardev.NewOutputRing(com1, 1<<20)
+		serialOut = ring
+		// Last: what COM1 holds goes out before its backend closes.
+		defer func() {
+			closeSerialOut(ring)
+			o.serial.backend.Close()
+		}()
+	}
 	m, err := machine.New(machine.Config{
 		MemSize: o.memSize, CPUs: o.cpus, Kernel: kernel, Initrd: initrd,
-		Cmdline: o.cmdline, CPUFeatures: o.cpu, SerialOut: serial.out,
+		Cmdline: o.cmdline, CPUFeatures: o.cpu, SerialOut: serialOut,
 		VirtioMMIO: mmioDevs, VirtioPCI: pciDevs, NoACPI: !o.acpi,
 	})
 	if err != nil {
@@ -95,24 +134,14 @@ func boot(o *options) (int, error) {
 			m.Stop("event loop failed: " + err.Error())
 		}
 	}()
-	if serial.in >= 0 {
-		esc := &chardev.Escape{
-			OnQuit: func() { m.Stop("Ctrl-A x") },
-			OnHelp: func() { io.WriteString(os.Stderr, chardev.EscapeHelp) },
-		}
-		if _, err := chardev.AttachInput(loop, serial.in, m.UART(), esc.Filter); err != nil {
-			return 0, fmt.Errorf("serial input: %w", err)
+	if com1 != nil {
+		com1.rx = m.UART()
+		o.serial.announceWait()
+		if err := o.serial.backend.Start(loop, com1); err != nil {
+			return 0, err
 		}
 	}
-
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP)
-	defer signal.Stop(sigs)
-	go func() {
-		if s, ok := <-sigs; ok {
-			m.Stop("signal " + s.String())
-		}
-	}()
+	stop.set(m)
 
 	exit := m.Run()
 	// What the guest handed virtio-serial before it stopped (TX buffers,
@@ -129,6 +158,9 @@ func boot(o *options) (int, error) {
 		return 0, exit.Err
 	}
 	slog.Info("VM ended", "reason", exit.Reason, "status", exit.Status)
+	if sig := signalled.Load(); sig != 0 && strings.HasPrefix(exit.Reason, "signal ") {
+		return 128 + int(sig), nil // the shell's convention for a killed program
+	}
 	return exit.Status, nil
 }
 
@@ -137,49 +169,18 @@ func boot(o *options) (int, error) {
 // reading must not keep a powered-off VM alive.
 const drainTimeout = time.Second
 
-// serialBackend is COM1's host side.
-type serialBackend struct {
-	out  *chardev.OutputRing
-	in   int // input fd, or -1
-	term *chardev.Terminal
-	file *os.File
-}
-
-func openSerial(spec string) (*serialBackend, error) {
-	s := &serialBackend{in: -1}
-	var dst io.Writer = io.Discard
-	switch {
-	case spec == "stdio":
-		dst = os.Stdout
-		s.in = int(os.Stdin.Fd())
-		if chardev.IsTerminal(s.in) {
-			t, err := chardev.MakeRaw(s.in)
-			if err != nil {
-				return nil, err
-			}
-			s.term = t
-		}
-	case strings.HasPrefix(spec, "file:"):
-		path := strings.TrimPrefix(spec, "file:")
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-		if err != nil {
-			return nil, fmt.Errorf("-serial file: %w", err)
-		}
-		s.file, dst = f, f
-	}
-	s.out = chardev.NewOutputRing(dst, 1<<20)
-	return s, nil
-}
-
-func (s *serialBackend) close() {
-	s.out.Close()
-	if n := s.out.Dropped(); n > 0 {
+// closeSerialOut writes out what COM1 still holds.
+func closeSerialOut(r *chardev.OutputRing) {
+	r.Close()
+	if n := r.Dropped(); n > 0 {
 		slog.Warn("serial console output dropped (host too slow)", "bytes", n)
 	}
-	if s.term != nil {
-		s.term.Restore()
-	}
-	if s.file != nil {
-		s.file.Close()
-	}
 }
+
+// optionError is a bad option found after parsing (exit status 2).
+type optionError struct{ error }
+
+func (e optionError) Unwrap() error { return e.error }
+
+// badOption marks err as the user's option's fault.
+func badOption(err error) error { return optionError{err} }
