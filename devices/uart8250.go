@@ -169,7 +169,7 @@ func (u *UART) Write(off uint64, data []byte) {
 	}
 	v := data[0]
 	u.mu.Lock()
-	var tx bool
+	var tx, freed bool
 	switch off {
 	case regData:
 		if u.lcr&lcrDLAB != 0 {
@@ -198,6 +198,9 @@ func (u *UART) Write(off uint64, data []byte) {
 	case regIIR:
 		u.fcr = v
 		if v&2 != 0 { // clear RX FIFO
+			// A full FIFO's host input is paused until space appears:
+			// clearing makes space as surely as reading does.
+			freed = len(u.rx) == uartFIFOSize
 			u.rx = u.rx[:0]
 		}
 	case regLCR:
@@ -208,7 +211,11 @@ func (u *UART) Write(off uint64, data []byte) {
 		u.scr = v
 	}
 	u.update()
+	space := u.space
 	u.mu.Unlock()
+	if freed {
+		space()
+	}
 	if tx {
 		// Outside the lock: out never blocks, but may take its own lock.
 		u.out.Write([]byte{v})

@@ -122,6 +122,28 @@ func TestUARTReceiveBackpressure(t *testing.T) {
 	}
 }
 
+// TestUARTFIFOClearMakesSpace: the guest's driver clears the RX FIFO
+// when a port opens (FCR bit 1). If the FIFO was full, the host's input
+// was paused waiting for space, and must be told, or typing stalls for
+// good.
+func TestUARTFIFOClearMakesSpace(t *testing.T) {
+	r := newUARTRig()
+	if n := r.u.Receive(bytes.Repeat([]byte{'x'}, 20)); n != uartFIFOSize {
+		t.Fatalf("Receive = %d; want %d", n, uartFIFOSize)
+	}
+	r.write(regIIR, 0x07) // FCR: enable, clear RX and TX
+	if r.u.Room() != uartFIFOSize {
+		t.Errorf("room after clearing = %d; want %d", r.u.Room(), uartFIFOSize)
+	}
+	if r.spaces != 1 {
+		t.Errorf("OnSpace called %d times after clearing a full FIFO; want 1", r.spaces)
+	}
+	r.write(regIIR, 0x07) // clearing an empty FIFO frees nothing new
+	if r.spaces != 1 {
+		t.Errorf("OnSpace called %d times after clearing an empty FIFO; want still 1", r.spaces)
+	}
+}
+
 func TestUARTOut2GatesInterrupt(t *testing.T) {
 	r := newUARTRig()
 	r.write(regIER, ierRDI)
