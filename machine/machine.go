@@ -65,6 +65,7 @@ type Machine struct {
 	// vcpus are the vCPUs created so far; guarded by mu.
 	vcpus []*vcpu
 
+	pause    pauseState // stop/cont: holds vCPUs out of KVM_RUN
 	start    chan struct{}
 	stopping atomic.Bool
 	stopOnce sync.Once
@@ -79,6 +80,7 @@ func New(cfg Config) (_ *Machine, err error) {
 	}
 	m := &Machine{cfg: cfg, pio: NewBus("pio"), mmio: NewBus("mmio"),
 		start: make(chan struct{}), done: make(chan struct{})}
+	m.pause.init()
 	defer func() {
 		if err != nil {
 			m.Close()
@@ -249,6 +251,7 @@ func (m *Machine) stop(e Exit) {
 			v.kick()
 		}
 		m.mu.Unlock()
+		m.wakeHeld()
 		close(m.done)
 	})
 }

@@ -31,6 +31,7 @@ func (v *vcpu) run(ready chan<- error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	defer close(v.exited)
+	defer v.m.vcpuGone()
 	defer v.tid.Store(0)
 	v.tid.Store(int32(unix.Gettid()))
 	cpu, err := v.m.vm.CreateVCPU(v.id)
@@ -44,6 +45,9 @@ func (v *vcpu) run(ready chan<- error) {
 	}
 	<-v.m.start
 	for !v.m.stopping.Load() {
+		if v.hold() {
+			continue // paused and resumed (or stopping): check again
+		}
 		if err := cpu.Exec(); err != nil {
 			if errors.Is(err, unix.EINTR) || errors.Is(err, unix.EAGAIN) {
 				continue // kicked: the loop condition decides
