@@ -2,8 +2,11 @@ package tests
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -33,7 +36,16 @@ func TestBadInput(t *testing.T) {
 		{"unreadable kernel (a directory)", []string{"-kernel", dir}, "-kernel: read " + dir + ": is a directory", false},
 		{"missing initrd", []string{"-kernel", guest, "-initrd", filepath.Join(dir, "none")}, "-initrd: open " + dir + "/none: no such file or directory", false},
 		{"not a kernel", []string{"-kernel", junk}, "not a bzImage or a PVH ELF", true},
-		{"memory too small for initrd", []string{"-kernel", guest, "-initrd", bigInitrd, "-m", "32M"}, "initrd", true},
+		{"memory too small for initrd", []string{"-kernel", guest, "-initrd", bigInitrd, "-m", "32M"}, "-m 32M: the kernel and the initrd (40M) do not fit in guest memory: give more, e.g. -m 256M", true},
+		{"more memory than the host", []string{"-kernel", guest, "-m", "1000G"}, "-m 1000G: more than this host's memory", true},
+		{"far more memory than the host", []string{"-kernel", guest, "-m", "100000G"}, "-m 100000G: more than this host's memory", true},
+		{"empty socket path", []string{"-kernel", guest, "-chardev", "socket,id=a,path=,server=on"}, "path= is empty", false},
+		{"empty file path", []string{"-kernel", guest, "-chardev", "file,id=a,path="}, "-chardev file: path= is empty", false},
+		{"ringbuf size zero", []string{"-kernel", guest, "-chardev", "ringbuf,id=a,size=0"}, "size=0 must be a power of two from 1 to 1G, e.g. size=64K", false},
+		{"smp topology disagrees", []string{"-kernel", guest, "-smp", "4,sockets=1,cores=2,threads=1"}, "but cpus=4", false},
+		{"daemonize", []string{"-kernel", guest, "-daemonize"}, "-daemonize is not supported", false},
+		{"microvm with a PCI device", []string{"-kernel", guest, "-M", "microvm", "-device", "virtio-serial-pci"}, "-M microvm has no PCI bus", false},
+		{"pidfile in a missing folder", []string{"-kernel", guest, "-pidfile", dir + "/no/such/dir/pid"}, "-pidfile: open " + dir + "/no/such/dir/pid", false},
 		{"smp 0", []string{"-kernel", guest, "-smp", "0"}, "-smp 0: at least one vCPU is needed", false},
 		{"smp not a number", []string{"-kernel", guest, "-smp", "two"}, "-smp two: not a number of vCPUs", false},
 		{"smp beyond KVM", []string{"-kernel", guest, "-smp", "100000"}, "-smp 100000: more vCPUs than KVM allows", true},
@@ -88,14 +100,23 @@ func TestBadInput(t *testing.T) {
 		{"stdio twice", []string{"-kernel", guest, "-serial", "stdio", "-chardev", "stdio,id=a"}, "stdio is used twice (-chardev stdio,id=a and -serial stdio)", false},
 		{"two -chardev stdio", []string{"-kernel", guest, "-chardev", "stdio,id=a", "-chardev", "stdio,id=b"}, "stdio is used twice (-chardev stdio,id=a and -chardev stdio,id=b)", false},
 	}
+	// Bad files and host resources exit 1; everything else is a bad
+	// option or property: 2.
+	status1 := map[string]bool{"missing kernel file": true, "unreadable kernel (a directory)": true, "missing initrd": true,
+		"not a kernel": true, "socket path cannot be bound": true, "socket client with no server": true,
+		"pipe that does not exist": true, "pidfile in a missing folder": true}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			if tt.kvm {
 				needKVM(t)
 			}
 			r := run(t, 30*time.Second, vmmBinary(t), append([]string{"run"}, tt.args...)...)
-			if r.status == 0 {
-				t.Errorf("vmm run %q exited 0; want non-zero", tt.args)
+			want := 2
+			if status1[tt.name] {
+				want = 1
+			}
+			if r.status != want {
+				t.Errorf("vmm run %q exited %d; want %d", tt.args, r.status, want)
 			}
 			lines := strings.Split(strings.TrimRight(r.stderr, "\n"), "\n")
 			if len(lines) != 1 || !strings.HasPrefix(lines[0], "vmm: ") || !strings.Contains(lines[0], tt.want) {
@@ -149,5 +170,75 @@ func TestSeveralVirtioSerialDevices(t *testing.T) {
 		if len(b) != n || soak.Check(b, 0) >= 0 {
 			t.Errorf("%s: %d bytes (first bad at %d); want the %d-byte pattern", f, len(b), soak.Check(b, 0), n)
 		}
+	}
+}
+
+// TestHelp: asking for help or the version is not an error: the answer
+// goes to stdout with status 0, and `vmm run --help` lists every option,
+// the chardev backends, the Ctrl-A keys and the exit statuses.
+func TestHelp(t *testing.T) {
+	vmm := vmmBinary(t)
+	runHelp := run(t, 10*time.Second, vmm, "run", "--help")
+	for _, args := range [][]string{{"run", "--help"}, {"run", "-h"}, {"help", "run"}, {"run", "-kernel", "x", "-help"}} {
+		r := run(t, 10*time.Second, vmm, args...)
+		if r.status != 0 || r.stderr != "" || r.stdout != runHelp.stdout {
+			t.Errorf("vmm %q: status %d, stderr %q, stdout %d bytes; want 0, nothing, the run help", args, r.status, r.stderr, len(r.stdout))
+		}
+	}
+	for _, want := range []string{"-kernel FILE", "-serial BACKEND", "unix:PATH[,server][,nowait]", "chardev:ID",
+		"-device virtserialport,chardev=ID[,bus=ID.0]", "socket   path=PATH", "ringbuf  size=N", "stdio    [,signal=on|off]",
+		"Ctrl-A x", "Ctrl-A h", "Exit status:", "128+N", "2       a bad option", "-M [type=]q35|pc|microvm", "-action panic="} {
+		if !strings.Contains(runHelp.stdout, want) {
+			t.Errorf("vmm run --help lacks %q", want)
+		}
+	}
+	for _, args := range [][]string{{"help"}, {"--help"}} {
+		r := run(t, 10*time.Second, vmm, args...)
+		if r.status != 0 || !strings.Contains(r.stdout, "usage: vmm run -kernel FILE") || r.stderr != "" {
+			t.Errorf("vmm %q: status %d stdout %q stderr %q; want 0 and the usage on stdout", args, r.status, r.stdout, r.stderr)
+		}
+	}
+	r := run(t, 10*time.Second, vmm, "version")
+	if r.status != 0 || !strings.HasPrefix(r.stdout, "vmm ") || strings.Count(r.stdout, "\n") != 1 || !strings.Contains(r.stdout, "go1.") {
+		t.Errorf("vmm version: status %d stdout %q; want 0 and one line naming the build and Go", r.status, r.stdout)
+	}
+	r = run(t, 10*time.Second, vmm, "soak", "-h")
+	if r.status != 0 || !strings.Contains(r.stdout, "usage: vmm soak") || !strings.Contains(r.stdout, "-duration") || r.stderr != "" {
+		t.Errorf("vmm soak -h: status %d stdout %q stderr %q; want 0 and the usage with its flags on stdout", r.status, r.stdout, r.stderr)
+	}
+	r = run(t, 10*time.Second, vmm, "help", "frob")
+	if r.status != 2 || !strings.Contains(r.stderr, `unknown command "frob"`) {
+		t.Errorf("vmm help frob: status %d stderr %q; want 2", r.status, r.stderr)
+	}
+}
+
+// TestAcceptedOptions: a command line as a QEMU or libvirt user writes
+// it boots: the no-op options are taken, -smp with a topology gives that
+// many CPUs, -name appears in log lines, and -pidfile holds vmm's pid
+// while it runs and is gone after.
+func TestAcceptedOptions(t *testing.T) {
+	needKVM(t)
+	pidfile := filepath.Join(t.TempDir(), "vmm.pid")
+	cmd := exec.Command(vmmBinary(t), "run", "-kernel", guestELF(t), "-append", "smp; echo booted; loop 10000000000000; exit 9",
+		"-no-reboot", "-display", "none", "-vga", "none", "-nodefaults", "-serial", "stdio", "-nographic", "-no-user-config",
+		"-name", "guest=web1,debug-threads=on", "-pidfile", pidfile, "-enable-kvm", "-accel", "kvm",
+		"-machine", "q35,accel=kvm,usb=off,vmport=off,dump-guest-core=off", "-smp", "2,sockets=1,cores=2,threads=1")
+	cmd.Env = append(os.Environ(), "VMM_LOG=info")
+	p := startVM(t, cmd)
+	waitConsole(t, p, "\nbooted\n", time.Minute)
+	if !strings.Contains(p.con.String(), "guest: smp 2 cpus online") {
+		t.Errorf("-smp 2,sockets=1,cores=2,threads=1: the guest did not see 2 CPUs\n%s", &p.con)
+	}
+	b, err := os.ReadFile(pidfile)
+	if err != nil || strings.TrimSpace(string(b)) != strconv.Itoa(cmd.Process.Pid) {
+		t.Errorf("-pidfile: %q, %v; want %d", b, err, cmd.Process.Pid)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	vmEndedWith(t, p, 128+int(syscall.SIGTERM))
+	if !strings.Contains(p.con.String(), "vm=web1") {
+		t.Errorf("-name web1: not in the log lines:\n%s", &p.con)
+	}
+	if _, err := os.Stat(pidfile); !os.IsNotExist(err) {
+		t.Errorf("-pidfile still there after exit (%v)", err)
 	}
 }

@@ -80,8 +80,8 @@ func parseChardev(s string) (*chardevSpec, error) {
 		if err != nil {
 			return nil, err
 		}
-		if size == 0 || size&(size-1) != 0 {
-			return nil, fmt.Errorf("-chardev ringbuf: size=%d must be a power of two", size)
+		if size == 0 || size&(size-1) != 0 || size > 1<<30 {
+			return nil, fmt.Errorf("-chardev ringbuf: size=%d must be a power of two from 1 to 1G, e.g. size=64K", size)
 		}
 		c.backend = chardev.NewRingbuf(id, int(size))
 	default:

@@ -9,27 +9,6 @@ import (
 	"os"
 )
 
-const usage = `usage: vmm run -kernel FILE [options]
-       vmm soak [--ports N] [--duration D] [--schedule FILE] [--seed N] [--out DIR]  (chaos soak test; vmm soak -h)
-
-options (QEMU's names and syntax):
-  -kernel FILE        bzImage or PVH ELF kernel (required)
-  -initrd FILE        initial ramdisk
-  -append STRING      kernel command line
-  -m SIZE             guest memory: 512 (MiB), 512M, 2G; default 256M
-  -smp N              number of vCPUs; default 1
-  -cpu host[,+feat|-feat|feat=on|off...]
-                      CPUID the guest sees (QEMU feature names)
-  -serial stdio|null|file:PATH
-                      where COM1 goes; default stdio (Ctrl-A x quits)
-  -machine acpi=on|off  ACPI tables (default on; the MP table is always there)
-  -chardev BACKEND,id=ID[,...]  socket, pipe, pty, file, ringbuf, stdio, null
-  -device virtio-serial[-pci|-device][,max_ports=N]   (virtio-serial is PCI)
-  -device virtserialport,chardev=ID[,name=N][,nr=N][,disconnected=hold|drop]
-  -device virtconsole,chardev=ID[,name=N][,nr=N][,limit=BYTES]
-
-environment: VMM_LOG=debug|info|warn|error sets the log level (default warn).
-`
 
 func main() {
 	setupLogging()
@@ -47,10 +26,23 @@ func run(args []string) int {
 	case "soak":
 		return soakCmd(args[1:])
 	case "help", "-h", "-help", "--help":
-		fmt.Print(usage)
+		switch {
+		case len(args) > 1 && args[1] == "run":
+			fmt.Print(runHelp)
+		case len(args) > 1 && args[1] == "soak":
+			return soakCmd([]string{"-h"})
+		case len(args) > 1:
+			fmt.Fprintf(os.Stderr, "vmm help: unknown command %q (commands: run, soak, version)\n", args[1])
+			return 2
+		default:
+			fmt.Print(usage)
+		}
+		return 0
+	case "version", "-version", "--version":
+		fmt.Println(version())
 		return 0
 	default:
-		fmt.Fprintf(os.Stderr, "vmm: unknown command %q (try: vmm run -kernel FILE)\n", args[0])
+		fmt.Fprintf(os.Stderr, "vmm: unknown command %q (try: vmm run -kernel FILE, or vmm help)\n", args[0])
 		return 2
 	}
 }

@@ -21,12 +21,17 @@ type options struct {
 	serialGiven    bool
 	devices        serialDevices
 	acpi           bool
+	microvm        bool   // -M microvm: virtio-mmio only, no PCI
+	name           string // -name: in log lines
+	pidfile        string
+	noDefaults     bool // -nodefaults: no COM1 backend unless -serial gives one
+	panicAction    string // -action panic=: exit-failure (default), shutdown or none
 }
 
 // parseOptions reads QEMU-style options: `-name value`, `--name value`
 // and `-name=value` are all accepted.
 func parseOptions(args []string) (*options, error) {
-	o := &options{memSize: 256 << 20, cpus: 1, acpi: true,
+	o := &options{memSize: 256 << 20, cpus: 1, acpi: true, panicAction: "exit-failure",
 		devices: serialDevices{chardevs: map[string]*chardevSpec{}}}
 	for i := 0; i < len(args); i++ {
 		a := args[i]
@@ -40,12 +45,23 @@ func parseOptions(args []string) (*options, error) {
 		}
 		takesValue := map[string]bool{"kernel": true, "initrd": true, "append": true,
 			"m": true, "smp": true, "cpu": true, "serial": true, "chardev": true, "device": true,
-			"machine": true, "M": true}
+			"machine": true, "M": true, "accel": true, "display": true, "vga": true, "name": true,
+			"pidfile": true, "action": true}
 		if !takesValue[name] {
-			if name == "nographic" || name == "enable-kvm" {
-				continue // what QEMU users type out of habit; always true here
+			switch name {
+			case "nographic", "enable-kvm", "no-reboot", "no-user-config":
+				// Always so here: no display, KVM, a guest reset ends the
+				// VM (QEMU's -no-reboot), no configuration files.
+				continue
+			case "nodefaults":
+				o.noDefaults = true
+				continue
+			case "daemonize":
+				return nil, fmt.Errorf("-daemonize is not supported: vmm stays in the foreground (run it under a service manager, or detach it with setsid -f vmm run … </dev/null >LOG 2>&1 -pidfile FILE)")
+			case "no-shutdown", "S", "snapshot", "no-acpi", "no-hpet", "usb", "full-screen", "s", "singlestep":
+				return nil, fmt.Errorf("%s is not supported by vmm (vmm run --help lists what is)", a)
 			}
-			return nil, fmt.Errorf("unknown option %q", a)
+			return nil, fmt.Errorf("unknown option %q (vmm run --help lists the options)", a)
 		}
 		if !hasValue {
 			if i+1 >= len(args) {
@@ -85,7 +101,22 @@ func parseOptions(args []string) (*options, error) {
 		case "device":
 			err = o.devices.addDevice(value)
 		case "machine", "M":
-			o.acpi, err = parseMachine(value)
+			o.acpi, o.microvm, err = parseMachine(value)
+		case "accel":
+			err = parseAccel(value)
+		case "display", "vga":
+			if value != "none" {
+				err = fmt.Errorf("-%s %s: vmm has no display (only -%s none; the console is -serial)", name, value, name)
+			}
+		case "name":
+			o.name, err = parseName(value)
+		case "pidfile":
+			if value == "" {
+				err = fmt.Errorf("-pidfile: the file name is empty")
+			}
+			o.pidfile = value
+		case "action":
+			o.panicAction, err = parseAction(value)
 		}
 		if err != nil {
 			return nil, err
@@ -96,6 +127,11 @@ func parseOptions(args []string) (*options, error) {
 	}
 	if err := o.resolveSerial(); err != nil {
 		return nil, err
+	}
+	if o.microvm {
+		if err := o.devices.noPCI(); err != nil {
+			return nil, err
+		}
 	}
 	return o, nil
 }
@@ -136,7 +172,7 @@ func parseSize(s string, unit uint64) (uint64, error) {
 		"T": 1 << 40, "TB": 1 << 40, "TIB": 1 << 40}
 	mult, ok := mults[suffix]
 	f, err := strconv.ParseFloat(num, 64)
-	if !ok || err != nil || f <= 0 {
+	if !ok || err != nil || f < 0 {
 		return 0, fmt.Errorf("cannot parse size %q (want e.g. 512, 512M, 2G)", s)
 	}
 	n := f * float64(mult)
@@ -146,49 +182,161 @@ func parseSize(s string, unit uint64) (uint64, error) {
 	return uint64(n), nil
 }
 
-// parseSMP reads `-smp N` or `-smp cpus=N`.
+// parseSMP reads `-smp N` or `-smp [cpus=]N[,sockets=S][,dies=1][,cores=C][,threads=T][,maxcpus=N]`.
+// The guest sees one socket of N cores, so a topology is accepted when
+// it says the same; anything else is refused rather than ignored.
 func parseSMP(s string) (int, error) {
-	v := s
-	for _, part := range strings.Split(s, ",") {
-		if k, val, ok := strings.Cut(part, "="); ok {
-			if k != "cpus" {
-				return 0, fmt.Errorf("-smp %s: %s= is not supported (only the vCPU count)", s, k)
+	vals := map[string]int{}
+	for i, part := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(part, "=")
+		if !ok {
+			if i != 0 {
+				return 0, fmt.Errorf("-smp %s: %q: want key=value after the vCPU count", s, part)
 			}
-			v = val
-		} else {
-			v = part
+			k, v = "cpus", part
+		}
+		switch k {
+		case "cpus", "sockets", "dies", "clusters", "cores", "threads", "maxcpus":
+		default:
+			return 0, fmt.Errorf("-smp %s: unknown property %q (want cpus, sockets, dies, cores, threads, maxcpus)", s, k)
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			if k == "cpus" {
+				return 0, fmt.Errorf("-smp %s: not a number of vCPUs", s)
+			}
+			return 0, fmt.Errorf("-smp %s: %s=%s is not a number", s, k, v)
+		}
+		if n < 1 {
+			if k == "cpus" {
+				return 0, fmt.Errorf("-smp %s: at least one vCPU is needed", s)
+			}
+			return 0, fmt.Errorf("-smp %s: %s=%d must be at least 1", s, k, n)
+		}
+		vals[k] = n
+	}
+	one := func(k string) int {
+		if n, ok := vals[k]; ok {
+			return n
+		}
+		return 1
+	}
+	product := one("sockets") * one("dies") * one("clusters") * one("cores") * one("threads")
+	cpus, hasCPUs := vals["cpus"]
+	topology := false
+	for _, k := range []string{"sockets", "dies", "clusters", "cores", "threads"} {
+		_, given := vals[k]
+		topology = topology || given
+	}
+	switch {
+	case !hasCPUs:
+		cpus = product
+	case topology && cpus != product:
+		return 0, fmt.Errorf("-smp %s: sockets × dies × cores × threads = %d, but cpus=%d (make them agree)", s, product, cpus)
+	}
+	if m, ok := vals["maxcpus"]; ok && m != cpus {
+		return 0, fmt.Errorf("-smp %s: maxcpus=%d: CPU hotplug is not supported (leave maxcpus out or make it %d)", s, m, cpus)
+	}
+	for _, k := range []string{"sockets", "dies", "clusters", "threads"} {
+		if one(k) != 1 {
+			return 0, fmt.Errorf("-smp %s: %s=%d: the guest sees one socket of %d cores, one thread each (give cores=%d or just -smp %d)", s, k, one(k), cpus, cpus, cpus)
 		}
 	}
-	n, err := strconv.Atoi(v)
-	if err != nil {
-		return 0, fmt.Errorf("-smp %s: not a number of vCPUs", s)
-	}
-	if n < 1 {
-		return 0, fmt.Errorf("-smp %s: at least one vCPU is needed", s)
-	}
-	return n, nil
+	return cpus, nil
 }
 
-// parseMachine reads `-machine [TYPE,]acpi=on|off`. The machine is
-// always vmm's own; QEMU's type names are accepted for familiarity.
-func parseMachine(s string) (acpi bool, err error) {
+// parseMachine reads `-machine [type=]TYPE[,accel=kvm][,acpi=on|off]…`.
+// microvm is virtio-mmio only (no PCI); pc and q35 have PCI. The
+// machine is vmm's own either way: QEMU's type names say which buses.
+func parseMachine(s string) (acpi, microvm bool, err error) {
 	acpi = true
 	for i, part := range strings.Split(s, ",") {
 		k, v, ok := strings.Cut(part, "=")
+		if !ok && i == 0 {
+			k, v = "type", part
+		}
 		switch {
-		case !ok && i == 0:
-			switch k {
-			case "pc", "q35", "microvm", "vmm", "none":
+		case k == "type":
+			switch {
+			case v == "microvm":
+				microvm = true
+			case v == "pc", v == "q35", v == "vmm", v == "none",
+				strings.HasPrefix(v, "pc-q35-"), strings.HasPrefix(v, "pc-i440fx-"):
 			default:
-				return false, fmt.Errorf("-machine %s: unknown machine type %q (this is a pc-like machine; acpi= is the option)", s, k)
+				return false, false, fmt.Errorf("-machine %s: unknown machine type %q (want pc, q35 or microvm)", s, v)
 			}
 		case k == "acpi" && (v == "on" || v == "off"):
 			acpi = v == "on"
+		case k == "accel":
+			if err := parseAccel(v); err != nil {
+				return false, false, fmt.Errorf("-machine %s: %w", s, err)
+			}
+		case (k == "usb" || k == "vmport" || k == "hpet" || k == "graphics") && v == "off",
+			k == "dump-guest-core" && (v == "on" || v == "off"):
+			// What libvirt passes: none of these exist here.
 		default:
-			return false, fmt.Errorf("-machine %s: unknown property %q (want acpi=on|off)", s, part)
+			return false, false, fmt.Errorf("-machine %s: unsupported property %q (want type, accel=kvm, acpi=on|off)", s, part)
 		}
 	}
-	return acpi, nil
+	return acpi, microvm, nil
+}
+
+// parseAccel accepts KVM, the only accelerator (QEMU's -accel kvm).
+func parseAccel(s string) error {
+	name, _, _ := strings.Cut(s, ",")
+	if name != "kvm" {
+		return fmt.Errorf("accelerator %q is not supported: vmm runs on KVM only (-accel kvm)", s)
+	}
+	return nil
+}
+
+// parseName reads `-name NAME` or `-name guest=NAME[,debug-threads=on|off]`.
+func parseName(s string) (string, error) {
+	name := s
+	if strings.Contains(s, "=") {
+		name = ""
+		for _, part := range splitCommas(s) {
+			k, v, _ := strings.Cut(part, "=")
+			switch k {
+			case "guest":
+				name = v
+			case "debug-threads", "process":
+			default:
+				return "", fmt.Errorf("-name %s: unknown property %q (want NAME or guest=NAME)", s, k)
+			}
+		}
+	}
+	if name == "" {
+		return "", fmt.Errorf("-name %s: the name is empty", s)
+	}
+	return name, nil
+}
+
+// parseAction reads QEMU's `-action panic=…` (what a guest panic does):
+// exit-failure ends vmm with status 1, shutdown with 0, none lets the
+// guest carry on. Other events (reboot=, shutdown=, watchdog=) are
+// refused: vmm always ends on a reset or a power-off.
+func parseAction(s string) (string, error) {
+	action := ""
+	for _, part := range strings.Split(s, ",") {
+		k, v, _ := strings.Cut(part, "=")
+		switch {
+		case k == "panic" && (v == "exit-failure" || v == "shutdown" || v == "none"):
+			action = v
+		case k == "panic" && v == "pause":
+			return "", fmt.Errorf("-action %s: panic=pause is not supported (a paused VM would need a monitor to inspect it; use exit-failure, shutdown or none)", s)
+		case k == "panic":
+			return "", fmt.Errorf("-action %s: panic=%s: want exit-failure, shutdown or none", s, v)
+		case k == "reboot" && v == "shutdown", k == "shutdown" && v == "poweroff":
+			// What vmm does anyway: a reset ends the VM (-no-reboot).
+		default:
+			return "", fmt.Errorf("-action %s: %q is not supported (vmm takes panic=exit-failure|shutdown|none; a reset or power-off always ends the VM)", s, part)
+		}
+	}
+	if action == "" {
+		action = "exit-failure"
+	}
+	return action, nil
 }
 
 // resolveSerial settles COM1's backend: -serial chardev:ID, or the
@@ -216,7 +364,7 @@ func (o *options) resolveSerial() error {
 		sort.Strings(stdio)
 		return fmt.Errorf("stdio is used twice (%s): there is one terminal; give the others another backend, e.g. -serial null or -chardev pty", strings.Join(stdio, " and "))
 	}
-	if !o.serialGiven && len(stdio) == 0 {
+	if !o.serialGiven && len(stdio) == 0 && !o.noDefaults {
 		o.serial, _, _ = parseSerial("stdio")
 	}
 	return nil

@@ -198,3 +198,105 @@ func TestStdioOwner(t *testing.T) {
 		}
 	}
 }
+
+// TestAcceptedOptions: what QEMU users type out of habit is taken, each
+// doing what it means here.
+func TestAcceptedOptions(t *testing.T) {
+	o, err := parseOptions([]string{"-kernel", "k", "-no-reboot", "-display", "none", "-vga", "none", "-nographic",
+		"-enable-kvm", "-accel", "kvm", "-machine", "q35,accel=kvm,usb=off,vmport=off,dump-guest-core=off",
+		"-name", "guest=web1,debug-threads=on", "-pidfile", "/tmp/p", "-no-user-config",
+		"-smp", "2,sockets=1,cores=2,threads=1", "-action", "panic=none"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.name != "web1" || o.pidfile != "/tmp/p" || o.cpus != 2 || o.microvm || !o.acpi || o.panicAction != "none" {
+		t.Errorf("parseOptions = %+v; want name web1, pidfile, 2 vCPUs, PCI, ACPI, panic=none", o)
+	}
+	o, err = parseOptions([]string{"-kernel", "k", "-nodefaults"})
+	if err != nil || o.serial != nil {
+		t.Errorf("-nodefaults: serial %+v, %v; want COM1 without a backend", o.serial, err)
+	}
+	o, err = parseOptions([]string{"-kernel", "k", "-nodefaults", "-serial", "stdio"})
+	if err != nil || o.serial == nil {
+		t.Errorf("-nodefaults -serial stdio: serial %+v, %v; want stdio", o.serial, err)
+	}
+	o, err = parseOptions([]string{"-kernel", "k", "-M", "microvm,acpi=off", "-device", "virtio-serial"})
+	if err != nil || !o.microvm || o.acpi || o.devices.buses[0].pci {
+		t.Errorf("-M microvm -device virtio-serial: %+v, %v; want virtio-mmio, no ACPI", o, err)
+	}
+	if o, err := parseOptions([]string{"-kernel", "k"}); err != nil || o.panicAction != "exit-failure" {
+		t.Errorf("default panic action = %q, %v; want exit-failure", o.panicAction, err)
+	}
+}
+
+// TestParseSMP: the vCPU count, alone or with a topology that must
+// agree with it and be one socket of single-thread cores.
+func TestParseSMP(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    int
+		wantErr string
+	}{
+		{"4", 4, ""},
+		{"cpus=3", 3, ""},
+		{"2,sockets=1,cores=2,threads=1", 2, ""},
+		{"sockets=1,cores=4", 4, ""},
+		{"cores=3", 3, ""},
+		{"2,maxcpus=2", 2, ""},
+		{"2,dies=1,cores=2", 2, ""},
+		{"0", 0, "at least one vCPU"},
+		{"two", 0, "not a number of vCPUs"},
+		{"4,sockets=1,cores=2,threads=1", 0, "sockets × dies × cores × threads = 2, but cpus=4"},
+		{"4,sockets=2,cores=2", 0, "sockets=2: the guest sees one socket of 4 cores"},
+		{"2,cores=1,threads=2", 0, "threads=2: the guest sees one socket"},
+		{"2,maxcpus=4", 0, "maxcpus=4: CPU hotplug is not supported"},
+		{"2,books=1", 0, `unknown property "books"`},
+		{"2,cores=x", 0, "cores=x is not a number"},
+		{"2,cores=0", 0, "cores=0 must be at least 1"},
+	}
+	for _, tt := range tests {
+		got, err := parseSMP(tt.in)
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("parseSMP(%q) = %d, %v; want error containing %q", tt.in, got, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("parseSMP(%q) = %d, %v; want %d", tt.in, got, err, tt.want)
+		}
+	}
+}
+
+// TestRefusedOptions: what vmm does not do is refused with one line
+// saying so, never accepted and ignored.
+func TestRefusedOptions(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-daemonize"}, "-daemonize is not supported: vmm stays in the foreground"},
+		{[]string{"-S"}, "-S is not supported"},
+		{[]string{"-snapshot"}, "-snapshot is not supported"},
+		{[]string{"-display", "gtk"}, "-display gtk: vmm has no display"},
+		{[]string{"-vga", "std"}, "-vga std: vmm has no display"},
+		{[]string{"-accel", "tcg"}, `accelerator "tcg" is not supported: vmm runs on KVM only`},
+		{[]string{"-machine", "accel=tcg"}, `-machine accel=tcg: accelerator "tcg" is not supported`},
+		{[]string{"-machine", "virt"}, `unknown machine type "virt" (want pc, q35 or microvm)`},
+		{[]string{"-machine", "q35,smm=on"}, `unsupported property "smm=on"`},
+		{[]string{"-M", "microvm", "-device", "virtio-serial-pci"}, "-M microvm has no PCI bus (use -device virtio-serial-device"},
+		{[]string{"-name", ""}, "the name is empty"},
+		{[]string{"-name", "guest=a,colour=b"}, `unknown property "colour"`},
+		{[]string{"-pidfile", ""}, "-pidfile: the file name is empty"},
+		{[]string{"-action", "panic=pause"}, "panic=pause is not supported"},
+		{[]string{"-action", "panic=explode"}, "panic=explode: want exit-failure, shutdown or none"},
+		{[]string{"-action", "watchdog=reset"}, `"watchdog=reset" is not supported`},
+		{[]string{"-frobnicate"}, `unknown option "-frobnicate" (vmm run --help lists the options)`},
+	}
+	for _, tt := range tests {
+		_, err := parseOptions(append([]string{"-kernel", "k"}, tt.args...))
+		if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("parseOptions(%q) = %v; want one line containing %q", tt.args, err, tt.want)
+		}
+	}
+}

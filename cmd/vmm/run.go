@@ -21,10 +21,27 @@ import (
 
 // runVM is `vmm run`: it returns the process exit status.
 func runVM(args []string) int {
+	for _, a := range args {
+		switch a {
+		case "-h", "-help", "--help":
+			fmt.Print(runHelp)
+			return 0
+		}
+	}
 	o, err := parseOptions(args)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "vmm: %v\n", err)
 		return 2
+	}
+	if o.name != "" {
+		slog.SetDefault(slog.Default().With("vm", o.name))
+	}
+	if o.pidfile != "" {
+		if err := writePidfile(o.pidfile); err != nil {
+			fmt.Fprintf(os.Stderr, "vmm: %v\n", err)
+			return 1
+		}
+		defer os.Remove(o.pidfile)
 	}
 	status, err := boot(o)
 	if err != nil {
@@ -52,6 +69,9 @@ func boot(o *options) (int, error) {
 	serialCfgs, err := o.devices.build()
 	if err != nil {
 		return 0, badOption(err)
+	}
+	if err := checkHost(o); err != nil {
+		return 0, err
 	}
 	loop, err := chardev.NewLoop()
 	if err != nil {
@@ -126,7 +146,7 @@ func boot(o *options) (int, error) {
 		VirtioMMIO: mmioDevs, VirtioPCI: pciDevs, NoACPI: !o.acpi,
 	})
 	if err != nil {
-		return 0, err
+		return 0, explainFit(err, o, len(kernel), len(initrd))
 	}
 	defer m.Close()
 	go func() {
@@ -175,6 +195,14 @@ func closeSerialOut(r *chardev.OutputRing) {
 	if n := r.Dropped(); n > 0 {
 		slog.Warn("serial console output dropped (host too slow)", "bytes", n)
 	}
+}
+
+// writePidfile writes vmm's pid to path, as QEMU's -pidfile does.
+func writePidfile(path string) error {
+	if err := os.WriteFile(path, []byte(fmt.Sprintf("%d\n", os.Getpid())), 0o644); err != nil {
+		return fmt.Errorf("-pidfile: %w", err)
+	}
+	return nil
 }
 
 // optionError is a bad option found after parsing (exit status 2).

@@ -178,3 +178,18 @@ func (s *serialDevices) build() ([]serialBusConfig, error) {
 	}
 	return cfgs, nil
 }
+
+// noPCI moves controllers to virtio-mmio for a machine without PCI
+// (-M microvm): the bare name follows the machine, as in QEMU; an
+// explicit -pci is refused.
+func (s *serialDevices) noPCI() error {
+	for _, b := range s.buses {
+		switch b.opts.driver {
+		case "virtio-serial-pci":
+			return fmt.Errorf("-device virtio-serial-pci: -M microvm has no PCI bus (use -device virtio-serial-device, or -M q35)")
+		case "virtio-serial":
+			b.pci = false
+		}
+	}
+	return nil
+}

@@ -34,6 +34,15 @@ func soakCmd(args []string) int {
 	fs.Float64Var(&cfg.Fairness.Ratio, "fairness-ratio", cfg.Fairness.Ratio, "largest allowed slowdown of an unblocked port while others are blocked")
 	fs.Int64Var(&cfg.Flatness.RSSSlackKiB, "rss-slack", cfg.Flatness.RSSSlackKiB, "allowed vmm RSS growth after warm-up, KiB")
 	fs.IntVar(&cfg.Flatness.FDSlack, "fd-slack", cfg.Flatness.FDSlack, "allowed vmm fd growth after warm-up")
+	for _, a := range args {
+		if a == "-h" || a == "-help" || a == "--help" {
+			// Asked for: the usage is the answer, on stdout.
+			fs.SetOutput(os.Stdout)
+			fmt.Print(soakUsage + "\nOptions:\n")
+			fs.PrintDefaults()
+			return 0
+		}
+	}
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
