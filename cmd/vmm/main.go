@@ -9,7 +9,6 @@ import (
 	"os"
 )
 
-
 func main() {
 	setupLogging()
 	os.Exit(run(os.Args[1:]))

@@ -24,7 +24,7 @@ type options struct {
 	microvm        bool   // -M microvm: virtio-mmio only, no PCI
 	name           string // -name: in log lines
 	pidfile        string
-	noDefaults     bool // -nodefaults: no COM1 backend unless -serial gives one
+	noDefaults     bool   // -nodefaults: no COM1 backend unless -serial gives one
 	panicAction    string // -action panic=: exit-failure (default), shutdown or none
 }
 
