@@ -121,6 +121,7 @@ func (d *Device) handleControl(m controlMsg) {
 			d.guestLog.warn("guest driver failed to initialise", "value", m.value)
 			return
 		}
+		d.driverReady = true
 		for _, p := range d.sortedPortsLocked() {
 			d.sendControl(controlMsg{id: p.id, event: eventPortAdd, value: 1})
 		}
@@ -151,7 +152,7 @@ func (d *Device) handleControl(m controlMsg) {
 			d.guestLog.warn("PORT_OPEN for an unknown port", "port", m.id)
 			return
 		}
-		p.guestOpen = m.value != 0
+		p.setGuestOpen(m.value != 0)
 		p.pump()
 	default:
 		slog.Debug("virtio-serial: ignoring control event", "msg", m.String())

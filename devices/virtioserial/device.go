@@ -80,6 +80,8 @@ type PortConfig struct {
 	// serial port holds nothing on the host beyond the one TX buffer
 	// it is writing: its backlog stays in the guest's queue.
 	Limit int
+	// ID is the -device id=, reported with the port's guest-open changes.
+	ID string
 }
 
 // Config describes the device.
@@ -87,12 +89,17 @@ type Config struct {
 	MaxPorts int
 	Ports    []PortConfig
 	Loop     *chardev.Loop
+	// OnGuestOpen is told, on the event loop with the device's lock held,
+	// each time the guest opens or closes a port that has an ID (QMP's
+	// VSERPORT_CHANGE). It must not block.
+	OnGuestOpen func(id string, open bool)
 }
 
 // Device is a virtio-serial device. It implements virtio.Device.
 type Device struct {
-	loop     *chardev.Loop
-	maxPorts int
+	loop        *chardev.Loop
+	maxPorts    int
+	onGuestOpen func(id string, open bool)
 
 	mu sync.Mutex
 	// The fields below are guarded by mu.
@@ -106,6 +113,7 @@ type Device struct {
 	ctrlPending []controlMsg
 	signal      map[int]bool // queues to interrupt for once mu is released
 	ctrlDropped uint64
+	driverReady bool     // the guest sent DEVICE_READY: ports added now get PORT_ADD
 	guestLog    guestLog // rate-limited, counted guest-triggered warnings
 }
 
@@ -118,7 +126,8 @@ func New(cfg Config) (*Device, error) {
 	if len(cfg.Ports) > cfg.MaxPorts {
 		return nil, fmt.Errorf("virtio-serial: %d ports configured but max_ports=%d", len(cfg.Ports), cfg.MaxPorts)
 	}
-	d := &Device{loop: cfg.Loop, maxPorts: cfg.MaxPorts, ports: map[uint32]*Port{}, signal: map[int]bool{}}
+	d := &Device{loop: cfg.Loop, maxPorts: cfg.MaxPorts, onGuestOpen: cfg.OnGuestOpen,
+		ports: map[uint32]*Port{}, signal: map[int]bool{}}
 	names := map[string]bool{}
 	// Explicit numbers first, so automatic ones fill around them.
 	order := make([]int, 0, len(cfg.Ports))
@@ -284,7 +293,8 @@ func (d *Device) Activate(ctx virtio.ActivateContext) error {
 		if !d.multiport {
 			// Without multiport there is only port 0, an always-open console.
 			if p := d.ports[0]; p != nil {
-				p.ready, p.guestOpen = true, true
+				p.ready = true
+				p.setGuestOpen(true)
 				p.pump()
 			}
 		}
@@ -326,7 +336,7 @@ func (d *Device) deactivate() {
 		w.Remove()
 	}
 	d.notifyW = nil
-	d.active, d.multiport = false, false
+	d.active, d.multiport, d.driverReady = false, false, false
 	d.queues, d.notifiers, d.intr = nil, nil, nil
 }
 

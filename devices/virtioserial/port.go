@@ -24,7 +24,8 @@ type Port struct {
 	console bool
 	backend chardev.Backend
 
-	dropDisconnected bool // disconnected=drop: discard output while no peer
+	dropDisconnected bool   // disconnected=drop: discard output while no peer
+	devID            string // -device id=, for guest-open events
 
 	ready     bool // the guest sent PORT_READY(1)
 	guestOpen bool // the guest has the port open
@@ -59,7 +60,7 @@ type Port struct {
 
 func newPort(d *Device, id uint32, pc PortConfig) *Port {
 	p := &Port{d: d, id: id, name: pc.Name, console: pc.Console, backend: pc.Backend,
-		dropDisconnected: pc.DropDisconnected}
+		dropDisconnected: pc.DropDisconnected, devID: pc.ID}
 	if pc.Console {
 		size := pc.Limit
 		if size <= 0 {
@@ -174,7 +175,8 @@ func (p *Port) disconnect() {
 // resetGuestState forgets what the guest had: on device reset or unplug
 // (the only times guest data is dropped). Caller holds mu.
 func (p *Port) resetGuestState() {
-	p.ready, p.guestOpen = false, false
+	p.ready = false
+	p.setGuestOpen(false)
 	if p.txHeld != nil {
 		p.dropped += uint64(p.tx.Len())
 	}

@@ -26,17 +26,22 @@ func (d *Device) Stats() []PortStats {
 	defer d.mu.Unlock()
 	var out []PortStats
 	for _, p := range d.sortedPortsLocked() {
-		var overflow uint64
-		if p.consoleBuf != nil {
-			overflow = p.consoleBuf.Dropped()
-		}
-		out = append(out, PortStats{
-			ConsoleOverflow: overflow,
-			ID:              p.id, Name: p.name, Console: p.console, Ready: p.ready,
-			GuestOpen: p.guestOpen, HostConnected: p.connected, Throttled: p.throttled,
-			BytesIn: p.bytesIn, BytesOut: p.bytesOut, BytesHeld: p.heldBytes(),
-			Dropped: p.dropped, Throttles: p.throttles, Connections: p.connections,
-		})
+		out = append(out, p.statsLocked())
 	}
 	return out
+}
+
+// statsLocked is the port's snapshot. Caller holds the device's mu.
+func (p *Port) statsLocked() PortStats {
+	var overflow uint64
+	if p.consoleBuf != nil {
+		overflow = p.consoleBuf.Dropped()
+	}
+	return PortStats{
+		ConsoleOverflow: overflow,
+		ID:              p.id, Name: p.name, Console: p.console, Ready: p.ready,
+		GuestOpen: p.guestOpen, HostConnected: p.connected, Throttled: p.throttled,
+		BytesIn: p.bytesIn, BytesOut: p.bytesOut, BytesHeld: p.heldBytes(),
+		Dropped: p.dropped, Throttles: p.throttles, Connections: p.connections,
+	}
 }
