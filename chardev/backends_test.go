@@ -289,6 +289,26 @@ func TestRingbufKeepsNewest(t *testing.T) {
 	}
 }
 
+// TestRingbufRead: Read consumes the oldest bytes, across the ring's
+// wrap, and an empty ring reads as empty.
+func TestRingbufRead(t *testing.T) {
+	r := NewRingbuf("r", 8)
+	r.Write([]byte("012345"))
+	r.Write([]byte("6789ab")) // holds 456789ab, wrapped round the end
+	for _, tt := range []struct {
+		n    int
+		want string
+	}{{3, "456"}, {0, ""}, {4, "789a"}, {10, "b"}, {5, ""}} {
+		if got := r.Read(tt.n); string(got) != tt.want || got == nil {
+			t.Errorf("Read(%d) = %q; want %q (non-nil)", tt.n, got, tt.want)
+		}
+	}
+	r.Write([]byte("xyz"))
+	if got, _ := r.Contents(); string(got) != "xyz" {
+		t.Errorf("after reads and a write, Contents() = %q; want %q", got, "xyz")
+	}
+}
+
 func TestFileAppend(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "out")
 	os.WriteFile(path, []byte("old\n"), 0o644)

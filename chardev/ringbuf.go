@@ -47,3 +47,19 @@ func (r *Ringbuf) Contents() ([]byte, uint64) {
 	}
 	return out, r.ring.Dropped()
 }
+
+// Read takes up to n of the oldest bytes out of the ring (QMP's
+// ringbuf-read consumes what it returns).
+func (r *Ringbuf) Read(n int) []byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := []byte{}
+	for _, c := range r.ring.Chunks() {
+		if len(out) >= n {
+			break
+		}
+		out = append(out, c[:min(len(c), n-len(out))]...)
+	}
+	r.ring.Consume(len(out))
+	return out
+}

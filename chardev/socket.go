@@ -60,6 +60,10 @@ func NewSocket(cfg SocketConfig) *Socket {
 
 func (s *Socket) ID() string { return s.cfg.ID }
 
+// Config is the socket's configuration (QMP's -mon listens on a
+// -chardev socket's address itself).
+func (s *Socket) Config() SocketConfig { return s.cfg }
+
 // Addr is the bound or dialled address (a tcp server's real port when
 // port=0 was asked for).
 func (s *Socket) Addr() string {
