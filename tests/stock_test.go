@@ -99,8 +99,14 @@ func stockBoot(t *testing.T, c stockCase) {
 	sock := func(n string) string { return filepath.Join(dir, n+".sock") }
 	conFile := filepath.Join(dir, "console.out")
 	const size = 1 << 20
+	// VMM_STOCK_VERBOSE=1 keeps the kernel's boot log on the console, to
+	// see where a boot that stopped was (its lines may split the init's).
+	quiet := " quiet"
+	if os.Getenv("VMM_STOCK_VERBOSE") != "" {
+		quiet = ""
+	}
 	args := []string{"run", "-kernel", bz, "-initrd", initrd, "-m", "512M", "-smp", fmt.Sprint(c.smp),
-		"-append", c.consoles + " quiet vmm.modules=" + stockModules + " vmm.klog=1 vmm." + c.end + "=1" +
+		"-append", c.consoles + quiet + " vmm.modules=" + stockModules + " vmm.klog=1 vmm." + c.end + "=1" +
 			" vmm.cmd=vs=org.vmm.out:w:1M,org.vmm.in:r:1M",
 		"-device", c.transport + ",max_ports=4",
 		"-chardev", "file,id=con,path=" + conFile, "-device", "virtconsole,chardev=con,name=org.vmm.console",

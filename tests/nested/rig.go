@@ -145,3 +145,10 @@ func kvmMissing(console string) bool {
 // errNoStatus is returned when the outer machine ended without writing
 // the command's status (it crashed, or timed out).
 var errNoStatus = errors.New("the outer machine ended without the command's status")
+
+// ErrOuterCrashed is returned when the outer machine's kernel panicked:
+// QEMU's TCG emulation of SVM occasionally breaks the outer kernel
+// itself (seen: an interrupt taken right after VMRUN, before the host's
+// GS base is back, in kvm_amd's __svm_vcpu_run). The command's verdict
+// is then unknown, and running it again is fair.
+var ErrOuterCrashed = errors.New("the outer machine's kernel panicked")

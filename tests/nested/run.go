@@ -99,6 +99,9 @@ func (r *Rig) Run(ctx context.Context, c Command) (int, error) {
 	}
 	b, err := os.ReadFile(filepath.Join(out, "status"))
 	if err != nil {
+		if strings.Contains(console.String(), "Kernel panic - not syncing") {
+			return 0, fmt.Errorf("%w; its console ended:\n%s", ErrOuterCrashed, console)
+		}
 		return 0, fmt.Errorf("%w; its console ended:\n%s", errNoStatus, console)
 	}
 	status, err := strconv.Atoi(strings.TrimSpace(string(b)))
