@@ -14,8 +14,12 @@ import (
 // arguments, missing ones and wrong types are refused with QEMU's words
 // before the handler runs, so a refused command has no side effect.
 
-// decodeArgs fills dst (a pointer to a struct) from raw (an object, or
-// nil when the command had no arguments).
+// DecodeArgs fills dst (a pointer to a struct) from raw (an object, or
+// nil when the command had no arguments), with the rules above; handlers
+// use it for nested unions (a "data" member chosen by "type").
+func DecodeArgs(raw json.RawMessage, dst any) error { return decodeArgs(raw, dst) }
+
+// decodeArgs is DecodeArgs.
 func decodeArgs(raw json.RawMessage, dst any) error {
 	if len(raw) == 0 {
 		raw = json.RawMessage("{}")

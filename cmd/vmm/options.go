@@ -11,6 +11,8 @@ import (
 
 // options is a parsed `vmm run` command line.
 type options struct {
+	monitors []monitorSpec // -qmp and -mon (monitor_opts.go)
+
 	kernel, initrd string
 	cmdline        string
 	memSize        uint64
@@ -46,7 +48,7 @@ func parseOptions(args []string) (*options, error) {
 		takesValue := map[string]bool{"kernel": true, "initrd": true, "append": true,
 			"m": true, "smp": true, "cpu": true, "serial": true, "chardev": true, "device": true,
 			"machine": true, "M": true, "accel": true, "display": true, "vga": true, "name": true,
-			"pidfile": true, "action": true}
+			"pidfile": true, "action": true, "qmp": true, "mon": true}
 		if !takesValue[name] {
 			switch name {
 			case "nographic", "enable-kvm", "no-reboot", "no-user-config":
@@ -115,6 +117,8 @@ func parseOptions(args []string) (*options, error) {
 				err = fmt.Errorf("-pidfile: the file name is empty")
 			}
 			o.pidfile = value
+		case "qmp", "mon":
+			err = o.addMonitor(name, value)
 		case "action":
 			o.panicAction, err = parseAction(value)
 		}

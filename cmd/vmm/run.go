@@ -70,6 +70,7 @@ func boot(o *options) (int, error) {
 	if err != nil {
 		return 0, badOption(err)
 	}
+	mon := newMonitor(o, serialCfgs) // nil without -qmp or -mon
 	if err := checkHost(o); err != nil {
 		return 0, err
 	}
@@ -163,7 +164,12 @@ func boot(o *options) (int, error) {
 	}
 	stop.set(m)
 
+	if err := mon.start(m, loop, serialCfgs, serialDevs, m.Stop); err != nil {
+		return 0, err
+	}
+	defer mon.close()
 	exit := m.Run()
+	mon.ended(exit)
 	// What the guest handed virtio-serial before it stopped (TX buffers,
 	// kicked or not, and console output) still goes out, before guest
 	// memory goes with m.Close (DESIGN.md).

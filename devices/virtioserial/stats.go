@@ -4,6 +4,8 @@ package virtioserial
 type PortStats struct {
 	ID            uint32
 	Name          string
+	DevID         string // -device id= (PortConfig.ID)
+	Chardev       string // the backend's id
 	Console       bool
 	Ready         bool // the guest driver set the port up
 	GuestOpen     bool
@@ -39,7 +41,8 @@ func (p *Port) statsLocked() PortStats {
 	}
 	return PortStats{
 		ConsoleOverflow: overflow,
-		ID:              p.id, Name: p.name, Console: p.console, Ready: p.ready,
+		ID:              p.id, Name: p.name, DevID: p.devID, Chardev: p.backend.ID(),
+		Console: p.console, Ready: p.ready,
 		GuestOpen: p.guestOpen, HostConnected: p.connected, Throttled: p.throttled,
 		BytesIn: p.bytesIn, BytesOut: p.bytesOut, BytesHeld: p.heldBytes(),
 		Dropped: p.dropped, Throttles: p.throttles, Connections: p.connections,
