@@ -131,6 +131,13 @@ func (s *Stdio) Start(loop *Loop, sink Sink) error {
 // Sockets cannot be reopened; for them the fd is dup'ed and made
 // non-blocking, which the owner of the original then shares.
 func reopenNonblock(fd, mode int) (int, error) {
+	// A regular file never blocks, and a new description of it would
+	// start at offset 0 without O_APPEND, writing over what the shell
+	// (`>>`, or earlier output in the same file) put there: share it.
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFREG {
+		return unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+	}
 	nfd, err := unix.Open(fmt.Sprintf("/proc/self/fd/%d", fd), mode|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err == nil {
 		return nfd, nil

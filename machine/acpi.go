@@ -3,6 +3,7 @@ package machine
 import (
 	"vmm/boot"
 	"vmm/boot/acpi"
+	"vmm/devices"
 )
 
 // addACPI builds the ACPI tables (MADT with every vCPU, the virtio-mmio
@@ -25,7 +26,8 @@ func (m *Machine) addACPI(slots []pciSlot) (uint64, error) {
 		ResetValue:    acpi.DefaultResetValue,
 		// No 8042 (Linux would probe the reset-only i8042 for seconds),
 		// no VGA; a CMOS RTC (devices.RTC, described in the DSDT).
-		BootFlags: acpi.BootNoVGA,
+		BootFlags:   acpi.BootNoVGA,
+		PVPanicPort: devices.PVPanicPort,
 	}
 	for i := range m.cfg.VirtioMMIO {
 		cfg.VirtioMMIO = append(cfg.VirtioMMIO, acpi.MMIODevice{

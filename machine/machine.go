@@ -38,6 +38,14 @@ type Config struct {
 	// NoACPI leaves out the ACPI tables (QEMU's -machine acpi=off); the
 	// MP table is always there for kernels built without ACPI.
 	NoACPI bool
+	// NoPCI leaves out the PCI host bridge (QEMU's microvm); VirtioPCI
+	// must then be empty.
+	NoPCI bool
+	// Panicked is called (on a vCPU thread: it must not wait for the
+	// vCPUs) with the events the guest reports through the pvpanic
+	// device (devices.PanicPanicked, PanicCrashLoaded). nil: the panic
+	// ends the VM with status 1.
+	Panicked func(events byte)
 }
 
 // Exit is how a VM ended: Status is the process exit status vmm should
@@ -185,6 +193,7 @@ func (m *Machine) addLegacyDevices() error {
 			m.stop(Exit{Status: 0, Reason: "guest reset (i8042)"})
 		})},
 		{0x70, 2, "rtc", devices.NewRTC(nil)}, // CMOS RTC and NVRAM, ports 0x70-0x71
+		{devices.PVPanicPort, 1, "pvpanic", devices.NewPVPanic(m.panicked)},
 		{DebugExitPort, 1, "debug-exit", devices.NewDebugExit(func(status int) {
 			m.stop(Exit{Status: status, Reason: fmt.Sprintf("guest exit %d (port %#x)", status, DebugExitPort)})
 		})},

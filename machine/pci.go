@@ -28,6 +28,12 @@ type pciSlot struct {
 // ECAM) and each virtio device behind a virtio-pci transport with MSI-X
 // (vectors routed through one GSI routing table) and INTx fallback.
 func (m *Machine) addVirtioPCI() ([]pciSlot, error) {
+	if m.cfg.NoPCI {
+		if len(m.cfg.VirtioPCI) > 0 {
+			return nil, fmt.Errorf("%d virtio-pci devices on a machine without PCI", len(m.cfg.VirtioPCI))
+		}
+		return nil, nil
+	}
 	root := pci.NewRoot()
 	if err := m.pio.Add(pci.ConfigIOPort, pci.ConfigIOSize, "pci-cf8", root.ConfigIO()); err != nil {
 		return nil, err

@@ -161,8 +161,7 @@ func (v *vcpu) handleExit() (Exit, bool) {
 		// wake the vCPU again: interrupts off, or this CPU is done.
 		return Exit{Status: 0, Reason: fmt.Sprintf("vCPU %d halted", v.id)}, v.id == 0
 	case kvm.ExitShutdown:
-		// A triple fault resets a PC; a VMM ends the VM, as QEMU's -no-reboot.
-		return Exit{Status: 0, Reason: fmt.Sprintf("vCPU %d: guest reset (triple fault)", v.id)}, true
+		return v.shutdown(), true
 	case kvm.ExitSystemEvent:
 		switch ev := run.SystemEvent(); ev {
 		case kvm.SystemEventReset:

@@ -31,6 +31,10 @@ type Config struct {
 	VirtioMMIO []MMIODevice
 	PCI        *PCI // nil: no host bridge, no MCFG
 
+	// PVPanicPort, if not zero, is the ISA pvpanic device's I/O port
+	// (QEMU0001, which Linux's pvpanic driver binds).
+	PVPanicPort uint16
+
 	// SleepControl and SleepStatus are the FADT's sleep registers
 	// (SleepRegister gives an 8-bit I/O port); S5Type is the SLP_TYP
 	// \_S5 names (zero: 5).

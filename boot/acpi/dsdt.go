@@ -9,6 +9,9 @@ func dsdtAML(c Config) (AML, error) {
 	if c.BootFlags&BootNoCMOSRTC == 0 {
 		devs = append(devs, rtc())
 	}
+	if c.PVPanicPort != 0 {
+		devs = append(devs, pvpanic(c.PVPanicPort))
+	}
 	for i, d := range c.VirtioMMIO {
 		if i > 0xff {
 			return nil, fmt.Errorf("acpi: more than 256 virtio-mmio devices")
@@ -40,6 +43,16 @@ func rtc() AML {
 	return Device("RTC",
 		Name("_HID", eisa("PNP0B00")),
 		Name("_CRS", ResourceTemplate(IO(0x70, 0x70, 1, 2))),
+	)
+}
+
+// pvpanic is QEMU's ISA pvpanic device (QEMU0001, one I/O port), as
+// QEMU's own DSDT names it (PEVT): Linux's pvpanic driver binds it
+// through ACPI and reports a panic there.
+func pvpanic(port uint16) AML {
+	return Device("PEVT",
+		Name("_HID", String("QEMU0001")),
+		Name("_CRS", ResourceTemplate(IO(port, port, 1, 1))),
 	)
 }
 

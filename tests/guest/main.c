@@ -94,6 +94,18 @@ static int cmd_poweroff(int argc, char **argv)
 	return 0;
 }
 
+/* `pvpanic`: what Linux's pvpanic driver does: read the supported
+ * events from port 0x505, then report a panic (bit 0) there. */
+static int cmd_pvpanic(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	printf("guest: pvpanic events %u\n", (unsigned)inb(0x505));
+	outb(0x505, 1);
+	printf("guest: pvpanic: still running\n");
+	return 0;
+}
+
 /* `triplefault`: an exception with no IDT, the way a PC resets by accident. */
 static int cmd_triplefault(int argc, char **argv)
 {
@@ -210,6 +222,7 @@ static const struct command {
 	{ "reset", cmd_reset },
 	{ "poweroff", cmd_poweroff },
 	{ "triplefault", cmd_triplefault },
+	{ "pvpanic", cmd_pvpanic },
 	{ "serial", cmd_serial },
 	{ "tsc", cmd_tsc },
 	{ "memmap", cmd_memmap },
