@@ -34,9 +34,9 @@ Options:
   -accel kvm            KVM, the only accelerator (-enable-kvm also works)
   -name NAME            the VM's name (also guest=NAME), shown in log lines
   -pidfile FILE         write vmm's pid to FILE; removed at exit
-  -action panic=exit-failure|shutdown|none
+  -action panic=exit-failure|shutdown|pause|none
                         what a guest panic (pvpanic) does: end vmm with status 1
-                        (the default) or 0, or only report it
+                        (the default) or 0, hold the vCPUs, or only report it
   -serial BACKEND       COM1 (0x3f8, IRQ 4); one of
                           stdio, mon:stdio   this terminal (^C goes to the guest)
                           null, none         output discarded, no input
@@ -81,9 +81,11 @@ Keys on a stdio console (QEMU's):
   Ctrl-A Ctrl-A    send Ctrl-A to the guest
 
 Exit status:
-  0       the guest powered off or reset, or Ctrl-A x
+  0       the guest powered off or reset (also Linux's reboot=t triple fault),
+          or Ctrl-A x
   N       the guest wrote N to the isa-debug-exit port 0xf4
-  1       the guest panicked (pvpanic; -action panic=exit-failure), the VM died
+  1       the guest panicked (pvpanic; -action panic=exit-failure) or crashed
+          (a triple fault with its IDT in place), the VM died
           (KVM_EXIT_INTERNAL_ERROR and the like), or a file or host resource
           failed (kernel, initrd, socket, memory); one line on stderr says which
   2       a bad option or property; one line on stderr says which
@@ -91,7 +93,7 @@ Exit status:
 
 Refused, with a line saying so: -daemonize, -S, -snapshot, displays, other
 accelerators, a second -serial, telnet/udp/vc/host-device backends, -smp with
-more than one socket or thread, CPU and memory hotplug, -action panic=pause.
+more than one socket or thread, CPU and memory hotplug.
 
 Environment: VMM_LOG=debug|info|warn|error sets the log level (default warn).
 `

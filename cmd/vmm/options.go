@@ -27,7 +27,7 @@ type options struct {
 	name           string // -name: in log lines
 	pidfile        string
 	noDefaults     bool   // -nodefaults: no COM1 backend unless -serial gives one
-	panicAction    string // -action panic=: exit-failure (default), shutdown or none
+	panicAction    string // -action panic=: exit-failure (default), shutdown, pause or none
 }
 
 // parseOptions reads QEMU-style options: `-name value`, `--name value`
@@ -317,28 +317,24 @@ func parseName(s string) (string, error) {
 }
 
 // parseAction reads QEMU's `-action panic=…` (what a guest panic does):
-// exit-failure ends vmm with status 1, shutdown with 0, none lets the
-// guest carry on. Other events (reboot=, shutdown=, watchdog=) are
-// refused: vmm always ends on a reset or a power-off.
+// exit-failure ends vmm with status 1, shutdown with 0, pause holds the
+// vCPUs (for QMP to look at), none lets the guest carry on. Other events
+// are refused, except the values vmm has anyway (a reset or a power-off
+// always ends the VM).
 func parseAction(s string) (string, error) {
-	action := ""
+	action := "exit-failure"
 	for _, part := range strings.Split(s, ",") {
 		k, v, _ := strings.Cut(part, "=")
 		switch {
-		case k == "panic" && (v == "exit-failure" || v == "shutdown" || v == "none"):
+		case k == "panic" && (v == "exit-failure" || v == "shutdown" || v == "pause" || v == "none"):
 			action = v
-		case k == "panic" && v == "pause":
-			return "", fmt.Errorf("-action %s: panic=pause is not supported (a paused VM would need a monitor to inspect it; use exit-failure, shutdown or none)", s)
 		case k == "panic":
-			return "", fmt.Errorf("-action %s: panic=%s: want exit-failure, shutdown or none", s, v)
+			return "", fmt.Errorf("-action %s: panic=%s: want exit-failure, shutdown, pause or none", s, v)
 		case k == "reboot" && v == "shutdown", k == "shutdown" && v == "poweroff":
-			// What vmm does anyway: a reset ends the VM (-no-reboot).
+			// What vmm does anyway (-no-reboot).
 		default:
-			return "", fmt.Errorf("-action %s: %q is not supported (vmm takes panic=exit-failure|shutdown|none; a reset or power-off always ends the VM)", s, part)
+			return "", fmt.Errorf("-action %s: %q is not supported (vmm takes panic=exit-failure|shutdown|pause|none; a reset or power-off always ends the VM)", s, part)
 		}
-	}
-	if action == "" {
-		action = "exit-failure"
 	}
 	return action, nil
 }

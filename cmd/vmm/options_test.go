@@ -288,8 +288,7 @@ func TestRefusedOptions(t *testing.T) {
 		{[]string{"-name", ""}, "the name is empty"},
 		{[]string{"-name", "guest=a,colour=b"}, `unknown property "colour"`},
 		{[]string{"-pidfile", ""}, "-pidfile: the file name is empty"},
-		{[]string{"-action", "panic=pause"}, "panic=pause is not supported"},
-		{[]string{"-action", "panic=explode"}, "panic=explode: want exit-failure, shutdown or none"},
+		{[]string{"-action", "panic=explode"}, "panic=explode: want exit-failure, shutdown, pause or none"},
 		{[]string{"-action", "watchdog=reset"}, `"watchdog=reset" is not supported`},
 		{[]string{"-frobnicate"}, `unknown option "-frobnicate" (vmm run --help lists the options)`},
 	}

@@ -141,10 +141,12 @@ func boot(o *options) (int, error) {
 			o.serial.backend.Close()
 		}()
 	}
-	m, err := machine.New(machine.Config{
+	var m *machine.Machine
+	m, err = machine.New(machine.Config{
 		MemSize: o.memSize, CPUs: o.cpus, Kernel: kernel, Initrd: initrd,
 		Cmdline: o.cmdline, CPUFeatures: o.cpu, SerialOut: serialOut,
-		VirtioMMIO: mmioDevs, VirtioPCI: pciDevs, NoACPI: !o.acpi,
+		VirtioMMIO: mmioDevs, VirtioPCI: pciDevs, NoACPI: !o.acpi, NoPCI: o.microvm,
+		Panicked: onGuestPanic(o.panicAction, &m),
 	})
 	if err != nil {
 		return 0, explainFit(err, o, len(kernel), len(initrd))
