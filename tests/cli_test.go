@@ -242,3 +242,17 @@ func TestAcceptedOptions(t *testing.T) {
 		t.Errorf("-pidfile still there after exit (%v)", err)
 	}
 }
+
+// TestMicrovm: -M microvm has no PCI, so the bare -device virtio-serial
+// is virtio-mmio there (on q35 it is PCI), and the guest finds its port;
+// -pci is refused (TestBadInput).
+func TestMicrovm(t *testing.T) {
+	needKVM(t)
+	for _, machine := range []string{"microvm", "q35", "pc"} {
+		r := runVMM(t, "-M", machine, "-kernel", guestELF(t), "-append", "vs-ports; exit 0",
+			"-device", "virtio-serial,id=vs0", "-chardev", "null,id=n", "-device", "virtserialport,bus=vs0.0,chardev=n,name=n")
+		if r.status != 0 || !strings.Contains(r.stdout, "guest: vs port 1 name=n console=0 open=1") {
+			t.Errorf("-M %s: status %d; want 0 and the port found\n%s\n%s", machine, r.status, r.stdout, r.stderr)
+		}
+	}
+}
