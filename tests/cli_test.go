@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -253,6 +254,61 @@ func TestMicrovm(t *testing.T) {
 			"-device", "virtio-serial,id=vs0", "-chardev", "null,id=n", "-device", "virtserialport,bus=vs0.0,chardev=n,name=n")
 		if r.status != 0 || !strings.Contains(r.stdout, "guest: vs port 1 name=n console=0 open=1") {
 			t.Errorf("-M %s: status %d; want 0 and the port found\n%s\n%s", machine, r.status, r.stdout, r.stderr)
+		}
+	}
+}
+
+// TestRunHelpMatchesREADME: the README's option table lists the options
+// `vmm run --help` lists, no more and no fewer.
+func TestRunHelpMatchesREADME(t *testing.T) {
+	help := run(t, 10*time.Second, vmmBinary(t), "run", "--help").stdout
+	readme, err := os.ReadFile(filepath.Join(repoRoot(), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := regexp.MustCompile(`(?:^|, )(-[A-Za-z][A-Za-z-]*)(?: (virtio-serial|virtserialport|virtconsole|pvpanic))?`)
+	collect := func(cells []string) map[string]bool {
+		set := map[string]bool{}
+		for _, c := range cells {
+			for _, m := range name.FindAllStringSubmatch(c, -1) {
+				set[strings.TrimSpace(m[1]+" "+m[2])] = true
+			}
+		}
+		return set
+	}
+	// Help: the name column of the "Options:" block.
+	var helpCells []string
+	block := help[strings.Index(help, "Options:\n"):]
+	block = block[:strings.Index(block, "\n\n")]
+	for _, line := range strings.Split(block, "\n") {
+		if strings.HasPrefix(line, "  -") {
+			cell, _, _ := strings.Cut(strings.TrimSpace(line), "  ")
+			helpCells = append(helpCells, cell)
+		}
+	}
+	// README: the first column of the table under "## `vmm run`".
+	sec := string(readme)
+	sec = sec[strings.Index(sec, "## `vmm run`"):]
+	sec = sec[:strings.Index(sec[1:], "\n## ")+1]
+	var readmeCells []string
+	for _, line := range strings.Split(sec, "\n") {
+		if strings.HasPrefix(line, "| `-") {
+			cell := strings.Split(line, " | ")[0]
+			readmeCells = append(readmeCells, strings.NewReplacer("`", "", "| ", "").Replace(cell))
+		}
+	}
+	h, r := collect(helpCells), collect(readmeCells)
+	if len(h) < 20 {
+		t.Fatalf("found only %d options in vmm run --help: %v", len(h), h)
+	}
+	for o := range h {
+		if !r[o] {
+			t.Errorf("%s is in vmm run --help but not in the README's option table", o)
+		}
+	}
+	for o := range r {
+		if !h[o] {
+			t.Errorf("%s is in the README's option table but not in vmm run --help", o)
 		}
 	}
 }

@@ -55,6 +55,10 @@ Options:
                         a port on the controller whose id is ID (bus=ID.0; default the first)
   -device pvpanic[,ioport=0x505]
                         the ISA pvpanic device; always present
+  -qmp unix:PATH,server=on[,wait=on|off] | tcp:HOST:PORT,server=on[,wait=on|off]
+                        a QMP monitor (QEMU's JSON control protocol) listening there
+  -mon chardev=ID,mode=control
+                        a QMP monitor on a -chardev socket (libvirt's form)
   -nodefaults           no default COM1 backend
   -nographic, -display none, -vga none, -no-reboot, -no-user-config, -enable-kvm
                         accepted as QEMU takes them: vmm has no display, and a
