@@ -276,3 +276,35 @@ func TestStdioEscapes(t *testing.T) {
 	cmd.Process.Signal(unix.SIGTERM)
 	vmEndedWith(t, p, 128+int(unix.SIGTERM))
 }
+
+// TestWaitingServer: a port's socket server with wait=on says on stderr
+// what it waits for and boots once a client comes; while it waits, the
+// terminal's Ctrl-A x still ends vmm (status 0, a line saying so).
+func TestWaitingServer(t *testing.T) {
+	needKVM(t)
+	guest := guestELF(t)
+	sock := filepath.Join(t.TempDir(), "w.sock")
+	port := []string{"-device", "virtio-serial", "-chardev", "socket,id=w,path=" + sock + ",server=on",
+		"-device", "virtserialport,chardev=w,name=w"}
+	vm := startVM(t, exec.Command(vmmBinary(t), append([]string{"run", "-kernel", guest, "-append", "echo up; exit 0"}, port...)...))
+	waitConsole(t, vm, "vmm: info: waiting for a connection on unix:"+sock+" (chardev w, server=on,wait=on)", time.Minute)
+	if strings.Contains(vm.con.String(), "guest: hello") {
+		t.Fatalf("the guest started before the client came:\n%s", &vm.con)
+	}
+	c := dial(t, sock)
+	defer c.Close()
+	waitConsole(t, vm, "\nup\n", time.Minute)
+	vmEndedWith(t, vm, 0)
+
+	// Given up on from the terminal (a -chardev stdio console).
+	p, term, _ := ptyVM(t, append([]string{"-kernel", guest, "-chardev", "stdio,id=con", "-device", "virtio-serial",
+		"-device", "virtconsole,chardev=con"}, port...)...)
+	waitUntil(t, time.Minute, "the waiting line", func() bool {
+		return strings.Contains(term.diag.String(), "waiting for a connection on unix:"+sock)
+	})
+	term.write("\x01x")
+	vmEndedWith(t, p, 0)
+	if !strings.Contains(term.diag.String(), "vmm: Ctrl-A x before the VM started") {
+		t.Errorf("stderr = %q; want a line saying vmm ended before the VM started", term.diag.String())
+	}
+}

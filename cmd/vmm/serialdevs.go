@@ -14,7 +14,6 @@ type serialDevices struct {
 	ports    []*qemuOpts       // virtserialport and virtconsole, in order
 	ids      map[string]string // -device id= → driver, for uniqueness
 	chardevs map[string]*chardevSpec
-	pvpanic  bool // -device pvpanic was given
 }
 
 // serialBus is one virtio-serial controller.
@@ -62,7 +61,6 @@ func (s *serialDevices) addDevice(v string) error {
 		if port, ok := o.str("ioport"); ok && port != "0x505" && port != "1285" {
 			return fmt.Errorf("-device pvpanic: ioport=%s: only 0x505 is supported", port)
 		}
-		s.pvpanic = true
 		return o.unused()
 	default:
 		return fmt.Errorf("-device %s: unknown device (want virtio-serial, virtio-serial-pci, virtio-serial-device, virtserialport, virtconsole or pvpanic)", o.driver)
