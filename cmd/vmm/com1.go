@@ -4,6 +4,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -29,7 +30,14 @@ type com1Host struct {
 	connected bool
 	hup       *chardev.Watch // hang-up watch on a dup of conn.R
 	hupFD     int
+
+	// giveUpAt, once set (at exit), bounds how long Write waits for a
+	// peer that does not read: it must not keep a stopped VM alive.
+	giveUpAt atomic.Int64 // unix nanoseconds; 0: wait as long as it takes
 }
+
+// giveUpAfter makes writes that cannot finish by t drop what is left.
+func (h *com1Host) giveUpAfter(t time.Time) { h.giveUpAt.Store(t.UnixNano()) }
 
 // Write is the output ring's flusher writing to the host; it may block
 // (only the flusher waits), and never fails, so the ring keeps flushing
@@ -52,6 +60,10 @@ func (h *com1Host) Write(p []byte) (int, error) {
 		h.mu.Unlock()
 		switch {
 		case errors.Is(err, unix.EAGAIN):
+			if t := h.giveUpAt.Load(); t != 0 && time.Now().UnixNano() > t {
+				slog.Warn("serial output its peer did not take before exit", "chardev", h.backend.ID(), "bytes", len(p))
+				return n, nil
+			}
 			fds := []unix.PollFd{{Fd: int32(c.W), Events: unix.POLLOUT}}
 			unix.Poll(fds, 100) // bounded: the connection may go meanwhile
 		case errors.Is(err, unix.EINTR):

@@ -137,6 +137,7 @@ func boot(o *options) (int, error) {
 		serialOut = ring
 		// Last: what COM1 holds goes out before its backend closes.
 		defer func() {
+			com1.giveUpAfter(time.Now().Add(drainTimeout))
 			closeSerialOut(ring)
 			o.serial.backend.Close()
 		}()

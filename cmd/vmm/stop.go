@@ -33,7 +33,9 @@ func (s *stopper) stop(reason string, status int) {
 	for _, f := range s.early {
 		f()
 	}
-	fmt.Fprintf(os.Stderr, "vmm: %s before the VM started\n", reason)
+	if !strings.HasPrefix(reason, "signal ") { // a signal has its own line
+		fmt.Fprintf(os.Stderr, "vmm: %s before the VM started\n", reason)
+	}
 	os.Exit(status)
 }
 
@@ -76,7 +78,11 @@ func (c *chardevSpec) announceWait() {
 	if path, ok := strings.CutPrefix(c.waitsFor, "unix:"); ok {
 		hint += ", e.g. socat - UNIX-CONNECT:" + path
 	} else {
-		hint += ", e.g. socat - TCP:" + strings.TrimPrefix(c.waitsFor, "tcp:")
+		addr := strings.TrimPrefix(c.waitsFor, "tcp:")
+		if strings.HasPrefix(addr, ":") {
+			addr = "localhost" + addr // all addresses
+		}
+		hint += ", e.g. socat - TCP:" + addr
 	}
 	fmt.Fprintf(os.Stderr, "vmm: info: waiting for a connection on %s (chardev %s, server=on,wait=on): %s; wait=off starts without one\n", c.waitsFor, c.id, hint)
 }
