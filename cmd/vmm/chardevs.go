@@ -31,6 +31,9 @@ func parseChardev(s string) (*chardevSpec, error) {
 		return nil, err
 	}
 	c := &chardevSpec{id: id}
+	if _, mux := o.props["mux"]; mux && o.driver != "stdio" {
+		return nil, fmt.Errorf("-chardev %s: mux= is supported on stdio only (there, the Ctrl-A keys are always on); a chardev has one front end here", o.driver)
+	}
 	switch o.driver {
 	case "null":
 		c.backend = chardev.NewNull(id)

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
+
+	vmmboot "vmm/boot"
 )
 
 func TestParseMemSize(t *testing.T) {
@@ -297,5 +300,58 @@ func TestRefusedOptions(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "\n") {
 			t.Errorf("parseOptions(%q) = %v; want one line containing %q", tt.args, err, tt.want)
 		}
+	}
+}
+
+// TestChardevRefusals: chardev properties that would be accepted and
+// ignored, or that lead to a confusing failure later, are refused now.
+func TestChardevRefusals(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"socket,id=a,path=/tmp/s,server=on,mux=on", "mux= is supported on stdio only"},
+		{"socket,id=a,path=,server=on", "path= is empty"},
+		{"file,id=a,path=", "-chardev file: path= is empty"},
+		{"pipe,id=a", "-chardev pipe: path= is required"},
+		{"ringbuf,id=a,size=0", "size=0 must be a power of two"},
+		{"ringbuf,id=a,size=3K", "size=3072 must be a power of two"},
+		{"stdio,id=a,mux=maybe", "mux=maybe: want on or off"},
+		{"stdio,id=a,logfile=/tmp/x", `unknown property "logfile"`},
+		{"udp,id=a,host=h,port=1", "-chardev udp: unknown backend"},
+	} {
+		if _, err := parseChardev(tt.in); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("parseChardev(%q) = %v; want an error containing %q", tt.in, err, tt.want)
+		}
+	}
+	if c, err := parseChardev("stdio,id=a,mux=on,signal=off"); err != nil || !c.stdio {
+		t.Errorf("parseChardev(stdio,mux=on) = %+v, %v; want a stdio chardev", c, err)
+	}
+}
+
+// TestHostMessages: the messages for memory that does not fit speak in
+// -m sizes, never guest addresses.
+func TestHostMessages(t *testing.T) {
+	for _, tt := range []struct {
+		n    uint64
+		want string
+	}{{1 << 30, "1G"}, {1536 << 20, "1.5G"}, {256 << 20, "256M"}, {100000 << 30, "100000G"}} {
+		if got := sizeString(tt.n); got != tt.want {
+			t.Errorf("sizeString(%d) = %s; want %s", tt.n, got, tt.want)
+		}
+	}
+	if got := suggestMem(24 << 30); got != "12G" {
+		t.Errorf("suggestMem(24G) = %s; want 12G", got)
+	}
+	o := &options{memSize: 32 << 20}
+	err := explainFit(fmt.Errorf("load: %w", vmmboot.ErrInitrdTooLarge), o, 1<<20, 40<<20)
+	want := "-m 32M: the kernel and the initrd (40M) do not fit in guest memory: give more, e.g. -m 256M"
+	if err == nil || err.Error() != want || strings.Contains(err.Error(), "0x") {
+		t.Errorf("explainFit = %v; want %q", err, want)
+	}
+	var oe optionError
+	if !errors.As(err, &oe) {
+		t.Errorf("explainFit error is not an option error (exit status 2)")
+	}
+	other := errors.New("something else")
+	if got := explainFit(other, o, 0, 0); got != other {
+		t.Errorf("explainFit(other) = %v; want it unchanged", got)
 	}
 }
