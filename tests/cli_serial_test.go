@@ -135,6 +135,33 @@ func TestSerialSocketForms(t *testing.T) {
 		waitPeer(t, &got2, `guest: serial got "cde"`, vm)
 		vmEndedWith(t, vm, 0)
 	})
+	t.Run("hang-up with input still queued", func(t *testing.T) {
+		// 40 bytes, more than the UART's 16-byte FIFO holds, then gone at
+		// once: every byte still reaches the guest, and the next client
+		// is served.
+		sock := filepath.Join(t.TempDir(), "com1.sock")
+		vm := startVM(t, exec.Command(vmmBinary(t), "run", "-kernel", guest, "-append", "serial 40; serial 3; exit 0",
+			"-serial", "unix:"+sock+",server"))
+		first := dial(t, sock)
+		var got syncBuffer
+		go io.Copy(&got, first)
+		waitPeer(t, &got, "guest: hello", vm)
+		typed := strings.Repeat("0123456789", 4)
+		if _, err := io.WriteString(first, typed); err != nil {
+			t.Fatal(err)
+		}
+		first.Close()
+		second := dial(t, sock)
+		defer second.Close()
+		var got2 syncBuffer
+		go io.Copy(&got2, second)
+		if _, err := io.WriteString(second, "xyz"); err != nil {
+			t.Fatal(err)
+		}
+		// Had any of the 40 been lost, serial 40 would have eaten "xyz".
+		waitPeer(t, &got2, `guest: serial got "xyz"`, vm)
+		vmEndedWith(t, vm, 0)
+	})
 }
 
 // TestSerialFileNullNone: -serial file:PATH writes the console to PATH

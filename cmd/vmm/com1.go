@@ -27,9 +27,11 @@ type com1Host struct {
 	mu sync.Mutex
 	// The fields below are guarded by mu.
 	conn      chardev.Conn
+	gen       uint64 // counts connections: a new one may reuse the old fd numbers
 	connected bool
 	hup       *chardev.Watch // hang-up watch on a dup of conn.R
 	hupFD     int
+	checking  bool // a hang-up is being settled (checkHungUp)
 
 	// giveUpAt, once set (at exit), bounds how long Write waits for a
 	// peer that does not read: it must not keep a stopped VM alive.
@@ -46,7 +48,7 @@ func (h *com1Host) Write(p []byte) (int, error) {
 	n := len(p)
 	for len(p) > 0 {
 		h.mu.Lock()
-		c, ok := h.conn, h.connected
+		c, gen, ok := h.conn, h.gen, h.connected
 		if !ok || c.Discard || c.W < 0 {
 			h.mu.Unlock()
 			return n, nil
@@ -69,7 +71,7 @@ func (h *com1Host) Write(p []byte) (int, error) {
 		case errors.Is(err, unix.EINTR):
 		case err != nil:
 			slog.Debug("serial output: peer gone", "chardev", h.backend.ID(), "err", err)
-			h.loop.Post(func() { h.lost(c) })
+			h.loop.Post(func() { h.lost(gen) })
 			return n, nil
 		default:
 			p = p[k:]
@@ -81,7 +83,9 @@ func (h *com1Host) Write(p []byte) (int, error) {
 // Connected is the backend's new connection (on the loop goroutine).
 func (h *com1Host) Connected(c chardev.Conn) {
 	h.mu.Lock()
-	h.conn, h.connected = c, true
+	h.gen++
+	gen := h.gen
+	h.conn, h.connected, h.checking = c, true, false
 	h.mu.Unlock()
 	if c.R < 0 {
 		return
@@ -100,7 +104,7 @@ func (h *com1Host) Connected(c chardev.Conn) {
 	if err != nil {
 		return
 	}
-	w, err := h.loop.Add(fd, unix.EPOLLRDHUP, func(uint32) { h.hungUp(c) })
+	w, err := h.loop.Add(fd, unix.EPOLLRDHUP, func(uint32) { h.hungUp(gen) })
 	if err != nil {
 		unix.Close(fd)
 		return
@@ -111,39 +115,61 @@ func (h *com1Host) Connected(c chardev.Conn) {
 }
 
 // hungUp drops the connection once the input before the hang-up has
-// gone to the guest (it waits while the UART's FIFO is full).
-func (h *com1Host) hungUp(c chardev.Conn) {
+// gone to the guest, and chardev.Input has had its chance to see the end
+// of input and let go of the fd (it waits while the UART's FIFO is full):
+// the fd is closed by the drop, and a watch left on a closed fd number
+// could catch the next client's. settled counts the checks that found
+// nothing left; the drop comes on the second, a poll interval later.
+func (h *com1Host) hungUp(gen uint64) {
+	h.mu.Lock()
+	first := h.gen == gen && !h.checking
+	h.checking = true
+	h.mu.Unlock()
+	if first {
+		h.checkHungUp(gen, 0)
+	}
+}
+
+func (h *com1Host) checkHungUp(gen uint64, settled int) {
 	h.mu.Lock()
 	fd, w := h.hupFD, h.hup
+	current := h.gen == gen && h.connected
 	h.mu.Unlock()
-	if w == nil {
+	if !current || w == nil {
 		return // already dropped
 	}
-	if n, err := unix.IoctlGetInt(fd, unix.TIOCINQ); err == nil && n > 0 {
-		w.Modify(0)
-		time.AfterFunc(20*time.Millisecond, func() {
-			h.loop.Post(func() { h.hungUp(c) })
-		})
+	n, err := unix.IoctlGetInt(fd, unix.TIOCINQ)
+	if err == nil && n == 0 && h.rx.Room() > 0 {
+		settled++
+	} else {
+		settled = 0
+	}
+	if settled >= 2 {
+		h.lost(gen)
 		return
 	}
-	h.lost(c)
+	w.Modify(0)
+	time.AfterFunc(20*time.Millisecond, func() {
+		h.loop.Post(func() { h.checkHungUp(gen, settled) })
+	})
 }
 
 // Disconnected is the backend seeing its peer leave (a pty's).
 func (h *com1Host) Disconnected() {
 	h.mu.Lock()
-	c := h.conn
+	gen := h.gen
 	h.mu.Unlock()
-	h.lost(c)
+	h.lost(gen)
 }
 
-// lost ends connection c, if it is still the current one.
-func (h *com1Host) lost(c chardev.Conn) {
+// lost ends connection number gen, if it is still the current one.
+func (h *com1Host) lost(gen uint64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if !h.connected || h.conn != c {
+	if !h.connected || h.gen != gen {
 		return
 	}
+	c := h.conn
 	h.connected = false
 	if h.hup != nil {
 		h.hup.Remove()
