@@ -157,3 +157,26 @@ func TestConsoleIntoAFile(t *testing.T) {
 		}
 	}
 }
+
+// TestEmulatingHostHints: on a host whose KVM emulates guest kernel mode
+// (kvm_pvm), a VM that stops at an instruction KVM cannot emulate is
+// told what to try, and a distribution kernel (a bzImage) gets one
+// warning line before it starts its long or hopeless boot.
+func TestEmulatingHostHints(t *testing.T) {
+	needKVM(t)
+	if _, err := os.Stat("/sys/module/kvm_pvm"); err != nil {
+		t.Skip("this host's KVM runs guest kernel mode natively (no kvm_pvm)")
+	}
+	r := runVMM(t, "-kernel", guestELF(t), "-append", "unemulated")
+	if r.status != 1 || !strings.Contains(r.stderr, "emulation failure") ||
+		!strings.Contains(r.stderr, "this host's KVM emulates guest kernel mode (kvm_pvm)") || strings.Count(r.stderr, "\n") != 1 {
+		t.Errorf("status %d, stderr %q; want 1 and one line with the kvm_pvm hint", r.status, r.stderr)
+	}
+	bz := filepath.Join(repoRoot(), "build/debian/bzImage")
+	if _, err := os.Stat(bz); err != nil {
+		t.Logf("no %s (make kernels): the bzImage warning is not checked", bz)
+		return
+	}
+	p := startVM(t, exec.Command(vmmBinary(t), "run", "-kernel", bz, "-serial", "null"))
+	waitConsole(t, p, "vmm: warning: this host's KVM emulates guest kernel mode (kvm_pvm): a distribution kernel boots very slowly", time.Minute)
+}

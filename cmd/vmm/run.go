@@ -152,6 +152,7 @@ func boot(o *options) (int, error) {
 	if err != nil {
 		return 0, explainFit(err, o, len(kernel), len(initrd))
 	}
+	warnEmulatingHost(kernel)
 	defer m.Close()
 	go func() {
 		if err := <-loopErr; err != nil {
@@ -184,7 +185,7 @@ func boot(o *options) (int, error) {
 		}
 	}
 	if exit.Err != nil {
-		return 0, exit.Err
+		return 0, explainFatal(exit.Err)
 	}
 	slog.Info("VM ended", "reason", exit.Reason, "status", exit.Status)
 	if sig := signalled.Load(); sig != 0 && strings.HasPrefix(exit.Reason, "signal ") {
