@@ -17,9 +17,8 @@ import (
 type stopper struct {
 	mu sync.Mutex
 	// The fields below are guarded by mu.
-	m       *machine.Machine
-	early   []func() // undo start-up before exiting early (terminal modes)
-	stopped bool
+	m     *machine.Machine
+	early []func() // undo start-up before exiting early (terminal modes)
 }
 
 // stop ends the VM, or vmm itself if the VM does not exist yet.
