@@ -434,3 +434,23 @@ func TestQueryCommandsAndVersion(t *testing.T) {
 		t.Errorf("query-version = %s; want %s", b, want)
 	}
 }
+
+// TestPipeliningClientDropped: a client that sends commands and never
+// reads a reply is dropped once its queue is full, so the clients
+// waiting behind it are served.
+func TestPipeliningClientDropped(t *testing.T) {
+	s, _ := newTestServer(Config{QueueLen: 64})
+	path := testServer(t, s)
+	greedy := dial(t, path)
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := io.WriteString(greedy.conn, `{"execute":"qmp_capabilities"}`+
+			strings.Repeat(`{"execute":"echo","arguments":{"text":"`+strings.Repeat("z", 4000)+`"}}`, 20000))
+		wrote <- err
+	}()
+	next := dial(t, path)
+	next.negotiate() // waits until the greedy client is gone
+	if err := <-wrote; err == nil {
+		t.Errorf("the greedy client wrote 80 MB with nobody reading; want its connection closed")
+	}
+}

@@ -58,7 +58,7 @@ func (s *Server) serveConn(c net.Conn) {
 		deadline = time.Now().Add(drainTimeout)
 	}
 	c.SetWriteDeadline(deadline)
-	if ss.send(nil) {
+	if ss.sendLast() {
 		select {
 		case <-ss.writerDone:
 		case <-ss.done:
@@ -98,11 +98,27 @@ func (ss *session) read() {
 	}
 }
 
-// send queues a reply, waiting for room: the reader stops reading while
-// its client is not taking replies. False when the client was dropped.
+// send queues a reply. A client that has let its queue fill (it sends
+// commands and reads nothing) is dropped, as for events: waiting for it
+// would hold the monitor, and the clients behind it, for as long as it
+// likes. False when the client was dropped.
 func (ss *session) send(b []byte) bool {
 	select {
 	case ss.out <- b:
+		return true
+	case <-ss.done:
+		return false
+	default:
+		ss.drop(fmt.Sprintf("its output queue is full (%d messages): it stopped reading", cap(ss.out)))
+		return false
+	}
+}
+
+// sendLast queues the writer's final nil, waiting for room (the write
+// deadline bounds the wait). False when the client was dropped.
+func (ss *session) sendLast() bool {
+	select {
+	case ss.out <- nil:
 		return true
 	case <-ss.done:
 		return false
