@@ -504,7 +504,7 @@ func TestQMPBadClients(t *testing.T) {
 
 	q := dialRawQMP(t, "unix", v.sock)
 	q.call(`{"execute":"qmp_capabilities"}`)
-	for _, s := range []string{"garbage ", "}", `{"execute":"query-status",,}`, `{"execute":"query-status"`+"\xff", `{"execute":` + strings.Repeat("[", 5000) + strings.Repeat("]", 5000) + "}"} {
+	for _, s := range []string{"garbage ", "}", `{"execute":"query-status",,}`, `{"execute":"query-status"` + "\xff", `{"execute":` + strings.Repeat("[", 5000) + strings.Repeat("]", 5000) + "}"} {
 		if class, _ := errorClass(q.call(s)); class != "GenericError" {
 			t.Errorf("%.20q: class %q; want GenericError", s, class)
 		}
@@ -622,4 +622,126 @@ func rssKiB(pid int) int {
 		}
 	}
 	return 0
+}
+
+// TestQMPLinuxHotplug: the real virtio_console driver of the Linux test
+// kernel (vmm.cmd=hotplug, tests/guest/linux/init/hotplug.go) while QMP
+// adds a port with a unix-socket chardev: the guest finds it by name,
+// data goes both ways, 100 quick open/close cycles give VSERPORT_CHANGE
+// events in order, a 4 MiB transfer with stop/cont in the middle loses
+// and duplicates nothing, device_del while the guest writes removes the
+// port from the guest with DEVICE_DELETED, and chardev-remove follows.
+func TestQMPLinuxHotplug(t *testing.T) {
+	needKVM(t)
+	vmlinux, initrd := linuxKernel(t)
+	v := startQMPVM(t, "-kernel", vmlinux, "-initrd", initrd, "-m", "128M", "-cpu", linuxCPU,
+		"-append", linuxCmdline+" vmm.cmd=hotplug", "-device", "virtio-serial-pci,id=vs0,max_ports=4")
+	c := connectQMP(t, v.sock)
+	cue := func(what string) {
+		t.Helper()
+		waitUntil(t, 3*time.Minute, fmt.Sprintf("the guest's %q", what), func() bool {
+			out := v.out.String()
+			if strings.Contains(out, "vmm-init: result FAIL") {
+				t.Fatalf("the guest failed:\n%s", out)
+			}
+			return strings.Contains(out, what)
+		})
+	}
+	cue("vmm-init: cue hotplug add")
+
+	// The chardev exists, and has its peer, before the device.
+	sock := filepath.Join(v.dir, "hot.sock")
+	c.must("chardev-add", map[string]any{"id": "hot", "backend": map[string]any{"type": "socket",
+		"data": map[string]any{"addr": map[string]any{"type": "unix", "data": map[string]any{"path": sock}}, "server": true, "wait": false}}}, nil)
+	peer := dial(t, sock)
+	defer peer.Close()
+	io.WriteString(peer, "ping")
+	c.must("device_add", map[string]any{"driver": "virtserialport", "id": "hot0", "bus": "vs0.0",
+		"chardev": "hot", "name": "org.vmm.hot"}, nil)
+	peer.SetReadDeadline(time.Now().Add(2 * time.Minute))
+	pong := make([]byte, 4)
+	if _, err := io.ReadFull(peer, pong); err != nil || string(pong) != "pong" {
+		t.Fatalf("host read %q, %v; want pong\n%s", pong, err, v.out.String())
+	}
+	cue("vmm-init: hot cycles done")
+	// ping/pong's open and close, then 100 cycles.
+	opens := func() []bool {
+		var out []bool
+		for _, e := range c.eventList() {
+			if e.Event == "VSERPORT_CHANGE" && e.Data["id"] == "hot0" {
+				out = append(out, e.Data["open"] == true)
+			}
+		}
+		return out
+	}
+	waitUntil(t, 30*time.Second, "202 VSERPORT_CHANGE events", func() bool { return len(opens()) >= 202 })
+	for i, open := range opens()[:202] {
+		if open != (i%2 == 0) {
+			t.Fatalf("VSERPORT_CHANGE %d: open=%v; want alternating open/close from open (%v)", i, open, opens())
+		}
+	}
+
+	// 4 MiB guest→host, with the VM paused and resumed every 256 KiB.
+	const chunk = 256 << 10
+	var st struct{ Status string }
+	for off := int64(0); off < 4<<20; off += chunk {
+		if err := receive(peer, off, chunk); err != nil {
+			t.Fatalf("transfer: %v", err)
+		}
+		c.must("stop", nil, nil)
+		c.must("query-status", nil, &st)
+		if st.Status != "paused" {
+			t.Fatalf("query-status after stop = %q", st.Status)
+		}
+		c.must("cont", nil, nil)
+	}
+	peer.Write([]byte{ackByte})
+	cue("vmm-init: hot transfer done")
+	if n := len(c.eventList()); n == 0 {
+		t.Fatal("no events")
+	}
+
+	// device_del while the guest writes; the host has stopped reading.
+	cue("vmm-init: cue hotplug writing")
+	var chardevs []struct {
+		Label        string
+		FrontendOpen bool `json:"frontend-open"`
+	}
+	c.must("query-chardev", nil, &chardevs)
+	for _, cd := range chardevs {
+		if cd.Label == "hot" && !cd.FrontendOpen {
+			t.Errorf("query-chardev: hot has frontend-open false while the guest has the port open")
+		}
+	}
+	if err := receive(peer, 0, 1<<20); err != nil {
+		t.Fatalf("the last writer's first MiB: %v", err)
+	}
+	c.must("device_del", map[string]any{"id": "hot0"}, nil)
+	ev := c.waitEvent("DEVICE_DELETED", 1, 30*time.Second)
+	if ev.Data["device"] != "hot0" {
+		t.Errorf("DEVICE_DELETED = %v; want hot0", ev.Data)
+	}
+	cue("vmm-init: hot removed")
+	c.must("chardev-remove", map[string]any{"id": "hot"}, nil)
+	cue("vmm-init: result ok")
+	ev = c.waitEvent("SHUTDOWN", 1, 30*time.Second)
+	if ev.Data["guest"] != true || ev.Data["reason"] != "guest-shutdown" {
+		t.Errorf("SHUTDOWN = %v; want guest true, guest-shutdown", ev.Data)
+	}
+	if status := v.wait(t); status != 0 {
+		t.Errorf("exit status %d; want 0\n%s\nstderr:\n%s", status, v.out.String(), v.errb.String())
+	}
+	out := v.out.String()
+	if !strings.Contains(out, "vmm-init: hot write ended after") {
+		t.Errorf("the guest's writer did not end on unplug:\n%s", out)
+	}
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, "hot write ended") {
+			t.Log(l)
+		}
+	}
+	last := opens()
+	if len(last) < 206 || last[len(last)-1] {
+		t.Errorf("%d VSERPORT_CHANGE events ending with open=%v; want the transfer's and the writer's too, the last a close", len(last), last[len(last)-1])
+	}
 }

@@ -20,6 +20,7 @@
 //	exit=N   status N (0..255)
 //	vs=JOBS  virtio-serial transfers (vs.go)
 //	accept[=CASE,…]  the virtio-serial acceptance cases (acceptance.go)
+//	hotplug  a port added and removed through QMP (hotplug.go)
 //
 // Before the command it loads the kernel modules named by vmm.modules=a,b,c
 // from /modules/ (modules.go), in that order, and opens /dev/console again
@@ -195,6 +196,11 @@ func run(cmd string) (int, error) {
 		return 0, nil
 	case cmd == "accept" || strings.HasPrefix(cmd, "accept="):
 		if err := runAcceptance(strings.TrimPrefix(strings.TrimPrefix(cmd, "accept"), "=")); err != nil {
+			return failStatus, err
+		}
+		return 0, nil
+	case cmd == "hotplug":
+		if err := runHotplug(); err != nil {
 			return failStatus, err
 		}
 		return 0, nil
