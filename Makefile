@@ -83,10 +83,10 @@ vet:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 
 unit:
-	$(GO) test -count=1 ./kvm/ ./machine/ ./devices/... ./chardev/ ./boot/ ./cmd/...
+	$(GO) test -count=1 ./kvm/ ./machine/ ./devices/... ./chardev/ ./boot/ ./cmd/... ./qmp/
 
 # race: the unit packages under the race detector (which needs cgo).
-RACE_PKGS := ./devices/... ./chardev/ ./machine/ ./soak/ ./cmd/...
+RACE_PKGS := ./devices/... ./chardev/ ./machine/ ./soak/ ./cmd/... ./qmp/
 race:
 	CGO_ENABLED=1 $(GO) test -race -count=1 $(RACE_PKGS)
 
@@ -113,7 +113,7 @@ soak: deps vmm guest
 
 # Every target that parses guest- or file-controlled data, FUZZTIME each.
 FUZZ_TARGETS := ./boot/:FuzzLoad ./devices/virtio/:FuzzQueuePop ./devices/virtio/:FuzzMMIOAccess \
-	./devices/virtioserial/:FuzzControlMessages
+	./devices/virtioserial/:FuzzControlMessages ./qmp/:FuzzInput
 fuzz:
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \
 		echo "fuzz $$pkg $$name for $(FUZZTIME)"; \
