@@ -269,6 +269,21 @@ func TestQMPCommands(t *testing.T) {
 		t.Errorf("device_add into a full device = %v; want the maximum port limit", err)
 	}
 
+	var stats []map[string]any
+	c.must("__org.vmm_query-port-stats", nil, &stats)
+	found := false
+	for _, st := range stats {
+		if st["id"] == "p0" {
+			found = true
+			if st["bus"] != "vs0.0" || st["chardev"] != "n0" || st["name"] != "zero" || st["nr"] != 1.0 || st["host-connected"] != true {
+				t.Errorf("port stats for p0 = %v", st)
+			}
+		}
+	}
+	if !found || len(stats) != 3 {
+		t.Errorf("__org.vmm_query-port-stats = %v; want p0, hp and last", stats)
+	}
+
 	var chardevs []struct {
 		Label        string
 		Filename     string
@@ -716,6 +731,31 @@ func TestQMPLinuxHotplug(t *testing.T) {
 	if err := receive(peer, 0, 1<<20); err != nil {
 		t.Fatalf("the last writer's first MiB: %v", err)
 	}
+	// The metrics extension: the earlier exchanges counted, and the
+	// writer now waiting for the host.
+	type portStat struct {
+		ID             string
+		BytesToGuest   uint64 `json:"bytes-to-guest"`
+		BytesFromGuest uint64 `json:"bytes-from-guest"`
+		Throttled      bool
+		ThrottledMs    int64 `json:"throttled-ms"`
+		Connections    uint64
+		GuestOpen      bool `json:"guest-open"`
+	}
+	var hot portStat
+	waitUntil(t, 30*time.Second, "port hot0 throttled in the metrics", func() bool {
+		var stats []portStat
+		c.must("__org.vmm_query-port-stats", nil, &stats)
+		for _, s := range stats {
+			if s.ID == "hot0" {
+				hot = s
+			}
+		}
+		return hot.Throttled && hot.ThrottledMs > 0
+	})
+	if hot.BytesToGuest != 5 || hot.BytesFromGuest < 4+4<<20+1<<20 || hot.Connections != 1 || !hot.GuestOpen {
+		t.Errorf("hot0 metrics = %+v; want 5 bytes to the guest (ping, ack), at least pong + 5 MiB from it, one connection, open", hot)
+	}
 	c.must("device_del", map[string]any{"id": "hot0"}, nil)
 	ev := c.waitEvent("DEVICE_DELETED", 1, 30*time.Second)
 	if ev.Data["device"] != "hot0" {
@@ -726,7 +766,7 @@ func TestQMPLinuxHotplug(t *testing.T) {
 	cue("vmm-init: result ok")
 	ev = c.waitEvent("SHUTDOWN", 1, 30*time.Second)
 	if ev.Data["guest"] != true || ev.Data["reason"] != "guest-shutdown" {
-		t.Errorf("SHUTDOWN = %v; want guest true, guest-shutdown", ev.Data)
+		t.Errorf("SHUTDOWN = %v; want guest true, guest-shutdown\nstdout:\n%s\nstderr:\n%s", ev.Data, v.out.String(), v.errb.String())
 	}
 	if status := v.wait(t); status != 0 {
 		t.Errorf("exit status %d; want 0\n%s\nstderr:\n%s", status, v.out.String(), v.errb.String())
@@ -743,5 +783,94 @@ func TestQMPLinuxHotplug(t *testing.T) {
 	last := opens()
 	if len(last) < 206 || last[len(last)-1] {
 		t.Errorf("%d VSERPORT_CHANGE events ending with open=%v; want the transfer's and the writer's too, the last a close", len(last), last[len(last)-1])
+	}
+}
+
+// TestQMPMonitorForms: libvirt's -chardev socket + -mon form and -qmp
+// tcp: in one VM, events reach both clients, the monitor's chardev is
+// busy; and -qmp with wait=on starts the guest only once a client is
+// there.
+func TestQMPMonitorForms(t *testing.T) {
+	needKVM(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tcpAddr := l.Addr().String()
+	l.Close()
+	dir := t.TempDir()
+	monSock := filepath.Join(dir, "mon.sock")
+	cmd, _, errb := startPiped(t, vmmBinary(t), "run", "-kernel", guestELF(t), "-serial", "null", "-append", "serial 4",
+		"-chardev", "socket,id=mon0,path="+monSock+",server=on,wait=off", "-mon", "chardev=mon0,mode=control",
+		"-qmp", "tcp:"+tcpAddr+",server=on,wait=off")
+	var a *qmpClient
+	waitUntil(t, 30*time.Second, "the -mon socket", func() bool {
+		_, err := os.Stat(monSock)
+		return err == nil
+	})
+	a = connectQMP(t, monSock)
+	mon, err := qmp.NewSocketMonitor("tcp", tcpAddr, 10*time.Second)
+	if err != nil {
+		t.Fatalf("-qmp tcp: %v", err)
+	}
+	if err := mon.Connect(); err != nil {
+		t.Fatalf("-qmp tcp handshake: %v", err)
+	}
+	b := &qmpClient{t: t, mon: mon}
+	evs, _ := mon.Events(nil)
+	go func() {
+		for e := range evs {
+			b.mu.Lock()
+			b.events = append(b.events, e)
+			b.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() { mon.Disconnect() })
+
+	a.must("stop", nil, nil)
+	b.waitEvent("STOP", 1, 10*time.Second)
+	a.waitEvent("STOP", 1, 10*time.Second)
+	b.must("cont", nil, nil)
+	a.waitEvent("RESUME", 1, 10*time.Second)
+	var chardevs []struct {
+		Label        string
+		Filename     string
+		FrontendOpen bool `json:"frontend-open"`
+	}
+	b.must("query-chardev", nil, &chardevs)
+	if len(chardevs) != 1 || chardevs[0].Label != "mon0" || !chardevs[0].FrontendOpen {
+		t.Errorf("query-chardev = %+v; want mon0, open", chardevs)
+	}
+	if err := b.run("chardev-remove", map[string]any{"id": "mon0"}, nil); err == nil || !strings.Contains(err.Error(), "is busy") {
+		t.Errorf("chardev-remove of the monitor's chardev = %v; want is busy", err)
+	}
+	b.must("quit", nil, nil)
+	a.waitEvent("SHUTDOWN", 1, 10*time.Second)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("vmm did not end after quit\n%s", errb.String())
+	}
+
+	// wait=on: nothing runs until the first client.
+	sock := filepath.Join(dir, "wait.sock")
+	cmd, out, errb := startPiped(t, vmmBinary(t), "run", "-kernel", guestELF(t), "-append", "echo up; exit 4",
+		"-qmp", "unix:"+sock+",server=on")
+	waitUntil(t, 30*time.Second, "vmm to say it waits", func() bool { return strings.Contains(errb.String(), "waiting for a QMP client") })
+	time.Sleep(300 * time.Millisecond) // a guest that ran would have printed by now
+	if s := out.String(); s != "" {
+		t.Fatalf("the guest ran before a QMP client connected:\n%s", s)
+	}
+	connectQMP(t, sock)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("vmm did not end after a client connected\n%s", errb.String())
+	}
+	if status := cmd.ProcessState.ExitCode(); status != 4 || !strings.Contains(out.String(), "guest: hello\nup\n") {
+		t.Errorf("status %d, output %q; want 4 and the guest's line", status, out.String())
 	}
 }

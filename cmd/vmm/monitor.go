@@ -70,7 +70,7 @@ func newMonitor(o *options, cfgs []serialBusConfig) *monitor {
 		return nil
 	}
 	mon := &monitor{specs: o.monitors, o: o, chardevs: map[string]*hostChardev{}, ports: map[string]*pluggedPort{},
-		endedCh: make(chan struct{})}
+		endedCh: make(chan struct{}), srv: qmp.New(qmp.Config{Version: qemuVersion})}
 	devIDs := map[string]string{} // chardev id → -device id
 	for _, p := range o.devices.ports {
 		if id, ok := p.props["id"]; ok {
@@ -128,7 +128,6 @@ func (mon *monitor) start(m *machine.Machine, loop *chardev.Loop, cfgs []serialB
 			}
 		}
 	}
-	mon.srv = qmp.New(qmp.Config{Version: qemuVersion})
 	mon.register()
 
 	var waits []chan struct{}
@@ -156,7 +155,7 @@ func (mon *monitor) start(m *machine.Machine, loop *chardev.Loop, cfgs []serialB
 		if h.ownerName() != "" {
 			continue
 		}
-		if err := mon.onLoop(func() error { return h.Start(loop, nil) }); err != nil {
+		if err := h.Start(loop, nil); err != nil { // as Device.Start does, before the VM runs
 			mon.close()
 			return fmt.Errorf("chardev %s: %w", id, err)
 		}
@@ -228,9 +227,7 @@ func (mon *monitor) onLoop(f func() error) error {
 // guestOpen is every virtio-serial device's OnGuestOpen: the guest
 // opened or closed the port with -device id=id.
 func (mon *monitor) guestOpen(id string, open bool) {
-	if mon.srv != nil {
-		mon.srv.Emit("VSERPORT_CHANGE", map[string]any{"id": id, "open": open})
-	}
+	mon.srv.Emit("VSERPORT_CHANGE", map[string]any{"id": id, "open": open})
 }
 
 // ended emits SHUTDOWN for the way the VM ended.

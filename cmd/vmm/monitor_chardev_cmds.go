@@ -127,7 +127,11 @@ func (mon *monitor) chardevAdd(_ *qmp.Call, a *chardevAddArgs) (any, error) {
 		return nil, err
 	}
 	h := newHostChardev(b)
-	if err := mon.onLoop(func() error { return h.Start(mon.loop, nil) }); err != nil {
+	// Started here, not on the event loop: a client socket's name lookup
+	// and connect may take a while, and the loop must not wait for them
+	// (the guest's console output does). With no front end yet, a
+	// connection made during Start is only recorded.
+	if err := h.Start(mon.loop, nil); err != nil {
 		b.Close()
 		return nil, fmt.Errorf("Failed to add chardev '%s': %v", a.ID, err)
 	}

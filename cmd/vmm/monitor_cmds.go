@@ -28,6 +28,7 @@ func (mon *monitor) register() {
 	qmp.Handle(s, "ringbuf-write", mon.ringbufWrite)
 	qmp.Handle(s, "device_add", mon.deviceAdd)
 	qmp.Handle(s, "device_del", mon.deviceDel)
+	qmp.Handle(s, portStatsCommand, mon.queryPortStats)
 }
 
 func (mon *monitor) queryStatus(*qmp.Call, *noArgs) (any, error) {

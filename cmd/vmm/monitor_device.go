@@ -7,6 +7,7 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 
 	"vmm/devices/virtioserial"
@@ -130,7 +131,11 @@ func (mon *monitor) busFor(driver, bus string) (*serialBus0, error) {
 	}
 	id, ok := strings.CutSuffix(bus, ".0")
 	for i := range mon.buses {
-		if ok && mon.buses[i].id != "" && mon.buses[i].id == id {
+		name := mon.buses[i].id
+		if name == "" {
+			name = "virtio-serial" + strconv.Itoa(i) // as query-port-stats names it
+		}
+		if ok && name == id {
 			return &mon.buses[i], nil
 		}
 	}

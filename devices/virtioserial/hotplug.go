@@ -134,7 +134,7 @@ func (p *Port) discardTX() {
 	if pushed || p.throttled {
 		p.d.pushed(q)
 	}
-	p.throttled = false
+	p.setThrottled(false)
 }
 
 // setGuestOpen records the guest opening or closing the port and tells

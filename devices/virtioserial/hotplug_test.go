@@ -77,6 +77,11 @@ func TestHotplugAddRemove(t *testing.T) {
 		queued += r.write(2, pattern(queued, 32<<10))
 	}
 	r.waitFor("port b throttled", func() bool { return r.stats(2).Throttled })
+	first := r.stats(2)
+	r.waitFor("throttled time to grow", func() bool { return r.stats(2).ThrottledTime > first.ThrottledTime })
+	if first.Throttles == 0 || first.ThrottledTime <= 0 {
+		t.Errorf("throttled port stats = %+v; want a throttle counted and its time", first)
+	}
 	st, ok := r.dev.UnplugPort(2)
 	if !ok {
 		t.Fatal("UnplugPort(2) = false")

@@ -40,13 +40,12 @@ func (p *Port) flushTX() {
 		}
 		if !p.writeHeld() {
 			if !p.throttled {
-				p.throttled = true
-				p.throttles++
+				p.setThrottled(true)
 				q.DisableNotifications() // no kicks while we cannot write
 			}
 			break
 		}
-		p.throttled = false
+		p.setThrottled(false)
 		if err := q.PushUsed(p.txHeld, 0); err != nil {
 			logQueueError(p.label()+" tx", err)
 			p.txHeld = nil

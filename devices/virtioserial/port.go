@@ -8,6 +8,7 @@ package virtioserial
 import (
 	"errors"
 	"log/slog"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -50,6 +51,8 @@ type Port struct {
 	leftover []byte
 
 	throttled   bool
+	throttledAt time.Time         // when throttled last became true
+	throttledT  time.Duration     // time spent throttled before throttledAt
 	consoleBuf  *chardev.DropRing // console output the host could not take yet
 	bytesIn     uint64            // host→guest
 	bytesOut    uint64            // guest→host
@@ -183,7 +186,7 @@ func (p *Port) resetGuestState() {
 	p.txHeld, p.tx, p.rxHeld = nil, virtio.Reader{}, nil
 	p.dropped += uint64(len(p.leftover))
 	p.leftover = nil
-	p.throttled = false
+	p.setThrottled(false)
 }
 
 // pump moves whatever can move now, both ways. Caller holds mu.

@@ -1,5 +1,7 @@
 package virtioserial
 
+import "time"
+
 // PortStats is a snapshot of one port's state.
 type PortStats struct {
 	ID            uint32
@@ -19,7 +21,10 @@ type PortStats struct {
 	// oldest bytes of the bounded console ring, overwritten.
 	ConsoleOverflow uint64
 	Throttles       uint64 // times the port became throttled
-	Connections     uint64 // host connections seen
+	// ThrottledTime is the total time guest→host data waited for the
+	// host, the current wait included.
+	ThrottledTime time.Duration
+	Connections   uint64 // host connections seen
 }
 
 // Stats returns every port's state, by port number.
@@ -46,5 +51,27 @@ func (p *Port) statsLocked() PortStats {
 		GuestOpen: p.guestOpen, HostConnected: p.connected, Throttled: p.throttled,
 		BytesIn: p.bytesIn, BytesOut: p.bytesOut, BytesHeld: p.heldBytes(),
 		Dropped: p.dropped, Throttles: p.throttles, Connections: p.connections,
+		ThrottledTime: p.throttledTime(),
 	}
+}
+
+// setThrottled records the port starting or stopping to wait for its
+// host. Caller holds the device's mu.
+func (p *Port) setThrottled(on bool) {
+	switch {
+	case on && !p.throttled:
+		p.throttles++
+		p.throttledAt = time.Now()
+	case !on && p.throttled:
+		p.throttledT += time.Since(p.throttledAt)
+	}
+	p.throttled = on
+}
+
+// throttledTime is the total time throttled. Caller holds mu.
+func (p *Port) throttledTime() time.Duration {
+	if p.throttled {
+		return p.throttledT + time.Since(p.throttledAt)
+	}
+	return p.throttledT
 }
