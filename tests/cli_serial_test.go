@@ -186,7 +186,10 @@ func TestSerialFileNullNone(t *testing.T) {
 // a process that opens it talks to COM1 both ways.
 func TestSerialPty(t *testing.T) {
 	needKVM(t)
-	vm := startVM(t, exec.Command(vmmBinary(t), "run", "-kernel", guestELF(t), "-append", "serial 1; "+serialExchange, "-serial", "pty"))
+	// The guest then runs on (a pty's unread output goes when vmm closes
+	// the master at exit), and the test ends it.
+	cmd := exec.Command(vmmBinary(t), "run", "-kernel", guestELF(t), "-append", "serial 1; serial 5; loop 100000000000; exit 9", "-serial", "pty")
+	vm := startVM(t, cmd)
 	waitConsole(t, vm, "(label serial0)", time.Minute)
 	m := regexp.MustCompile(`char device redirected to (/dev/pts/\d+) \(label serial0\)`).FindStringSubmatch(vm.con.String())
 	if m == nil {
@@ -227,7 +230,8 @@ func TestSerialPty(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitPeer(t, &got, serialGot, vm)
-	vmEndedWith(t, vm, 0)
+	cmd.Process.Signal(syscall.SIGTERM)
+	vmEndedWith(t, vm, 128+int(syscall.SIGTERM))
 }
 
 // ptyVM starts vmm with stdin, stdout on a new pty that is its
