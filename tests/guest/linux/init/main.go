@@ -40,6 +40,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -330,6 +331,11 @@ func drainConsole() {
 // debugExit writes status to the debug-exit port. It returns (with nil)
 // only if the write did not end the VM.
 func debugExit(status int) (err error) {
+	// iopl is per thread: the out must run on the thread that got it.
+	// (Unpinned, the goroutine sometimes moved between the two, the out
+	// faulted, and the VM ended by reboot instead of with the status.)
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	if _, _, e := unix.Syscall(unix.SYS_IOPL, 3, 0, 0); e != 0 {
 		return fmt.Errorf("iopl(3): %w", e)
 	}
