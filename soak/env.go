@@ -62,6 +62,9 @@ func (e *env) since(t time.Time) float64 { return t.Sub(e.t0).Seconds() }
 
 func (e *env) now() float64 { return e.since(time.Now()) }
 
+// qmpPath is vmm's QMP socket.
+func (e *env) qmpPath() string { return filepath.Join(e.dir, "qmp.sock") }
+
 func (e *env) violate(port, dir string, off int64, what string) {
 	v := Violation{T: e.now(), Port: port, Dir: dir, Offset: off, What: what}
 	e.mu.Lock()

@@ -17,11 +17,13 @@ type monitor struct {
 	pid      int
 	guest    *guestLog
 	progress io.Writer
+	qmp      *qmpConn // vmm's monitor; nil if it could not be reached
 
 	mu sync.Mutex
 	// The fields below are guarded by mu.
 	series [][]Sample // per port, cumulative
 	proc   []ProcSample
+	vmm    map[string]VMMPortStats // vmm's latest metrics, by port name
 }
 
 // Sample is a port's cumulative bytes at a time.
@@ -45,6 +47,15 @@ func (m *monitor) sample(now time.Time) {
 		m.proc = append(m.proc, ProcSample{T: t, RSSKiB: rss, FDs: fds})
 	}
 	m.mu.Unlock()
+	if m.qmp != nil {
+		if st, err := m.qmp.portStats(); err == nil {
+			m.mu.Lock()
+			m.vmm = st
+			m.mu.Unlock()
+		} else {
+			m.env.logf("QMP port stats: %v", err)
+		}
+	}
 	if m.progress != nil {
 		m.printProgress(t)
 	}
@@ -65,6 +76,17 @@ func (m *monitor) printProgress(t float64) {
 	nv := len(m.env.violations)
 	m.env.mu.Unlock()
 	fmt.Fprintf(&b, " MiB(g→h/h→g) throttles=%d reconnects=%d", throttles, reconnects)
+	m.mu.Lock()
+	var held uint64
+	var throttledMs int64
+	for _, s := range m.vmm {
+		held += s.BytesHeld
+		throttledMs += s.ThrottledMs
+	}
+	m.mu.Unlock()
+	if m.qmp != nil {
+		fmt.Fprintf(&b, " vmm(held=%.1fMiB throttled=%.0fs)", mib(int64(held)), float64(throttledMs)/1000)
+	}
 	if n := len(m.proc); n > 0 {
 		fmt.Fprintf(&b, " rss=%.1fMiB fds=%d", float64(m.proc[n-1].RSSKiB)/1024, m.proc[n-1].FDs)
 	}

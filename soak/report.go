@@ -46,13 +46,15 @@ type PortReport struct {
 	Away          int      `json:"away"`
 	InjectedWrong []int64  `json:"injected_wrong_at,omitempty"`
 	Series        []Sample `json:"series"`
+
+	VMM *VMMPortStats `json:"vmm,omitempty"` // vmm's metrics over QMP, last sample
 }
 
 func buildReport(cfg Config, ports []PortSpec, sched *Schedule, e *env, peers []*peer, mon *monitor, g *guestLog, sc *scheduler, elapsed float64, status int) *Report {
 	r := &Report{DurationS: elapsed, Schedule: sched, Intervals: sc.snapshot(), Heartbeat: g.stats(),
 		Flatness: cfg.Flatness, FairnessRule: cfg.Fairness, VMMExitStatus: status}
 	mon.mu.Lock()
-	series, proc := mon.series, mon.proc
+	series, proc, vmmStats := mon.series, mon.proc, mon.vmm
 	mon.mu.Unlock()
 	r.Proc = proc
 	var g2h, h2g [][]int64
@@ -65,6 +67,14 @@ func buildReport(cfg Config, ports []PortSpec, sched *Schedule, e *env, peers []
 		p.mu.Unlock()
 		if i < len(series) {
 			pr.Series = series[i]
+		}
+		if st, ok := vmmStats[p.spec.Name]; ok {
+			pr.VMM = &st
+			// Every port holds for an absent peer (disconnected=hold):
+			// while the VM ran, vmm must not have dropped guest data.
+			if st.DroppedBytes > 0 {
+				e.violate(p.spec.Name, "guest→host", -1, fmt.Sprintf("vmm dropped %d bytes of the guest's data", st.DroppedBytes))
+			}
 		}
 		if elapsed > 0 {
 			pr.G2HMiBps, pr.H2GMiBps = mib(pr.G2HBytes)/elapsed, mib(pr.H2GBytes)/elapsed

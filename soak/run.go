@@ -171,6 +171,11 @@ func Run(cfg Config) (*Report, error) {
 	sc.wg.Add(1)
 	go sc.run(ctx, sched)
 	mon := &monitor{env: e, peers: peers, pid: cmd.Process.Pid, guest: g, progress: cfg.Progress}
+	if q, err := dialQMP(e.qmpPath()); err != nil {
+		e.violate("", "", -1, fmt.Sprintf("vmm's QMP monitor: %v", err))
+	} else {
+		mon.qmp = q
+	}
 
 	// Run for the duration, or until vmm ends on its own.
 	deadline := e.t0.Add(cfg.Duration)
@@ -191,6 +196,9 @@ loop:
 		}
 	}
 	tk.Stop()
+	if mon.qmp != nil {
+		mon.qmp.close() // before the fd count below
+	}
 	elapsed := e.now()
 
 	// The end: vmm stops on SIGTERM; then the peers go.
@@ -241,7 +249,8 @@ func vmmArgs(cfg Config, ports []PortSpec, s *Schedule, e *env) ([]string, error
 	// A guest job may see no progress while its port is away or paused.
 	timeout := max(60*time.Second, 2*s.MaxFor()+30*time.Second)
 	maxPorts := min(len(ports)+1, MaxPorts)
-	args := []string{"run", "-kernel", cfg.Guest, "-m", "256M", "-device", fmt.Sprintf("virtio-serial-device,max_ports=%d", maxPorts)}
+	args := []string{"run", "-kernel", cfg.Guest, "-m", "256M", "-device", fmt.Sprintf("virtio-serial-device,max_ports=%d", maxPorts),
+		"-qmp", "unix:" + e.qmpPath() + ",server=on,wait=off"}
 	var jobs []string
 	for i, p := range ports {
 		nr := i + 1
