@@ -18,8 +18,12 @@ export CGO_ENABLED := 0
 
 all: vmm guest
 
+# VERSION names the build in `vmm version` (git describe: the commit, and
+# -dirty for uncommitted changes), since GOFLAGS=-buildvcs=false leaves
+# no version control stamp in the binary; empty outside a git checkout.
+VERSION   ?= $(shell git describe --always --dirty 2>/dev/null)
 vmm:
-	$(GO) build -o $(VMM) ./cmd/vmm
+	$(GO) build -ldflags "-X main.buildVersion=$(VERSION)" -o $(VMM) ./cmd/vmm
 
 guest:
 	$(MAKE) -C tests/guest
