@@ -130,13 +130,22 @@ func (mon *monitor) start(m *machine.Machine, loop *chardev.Loop, cfgs []serialB
 	}
 	mon.register()
 
+	// Listeners first (a -mon claims its chardev), then the chardevs no
+	// device uses are opened, as QEMU opens them all, and only then do
+	// clients come in: commands never race with start-up.
+	var listeners []net.Listener
 	var waits []chan struct{}
 	var waitFor []string
+	fail := func(err error) error {
+		for _, l := range listeners {
+			l.Close()
+		}
+		return err
+	}
 	for _, s := range mon.specs {
 		l, err := mon.listen(&s)
 		if err != nil {
-			mon.close()
-			return err
+			return fail(err)
 		}
 		if s.wait {
 			w := &firstAccept{Listener: l, first: make(chan struct{})}
@@ -144,21 +153,23 @@ func (mon *monitor) start(m *machine.Machine, loop *chardev.Loop, cfgs []serialB
 			waitFor = append(waitFor, s.option)
 			l = w
 		}
-		go func() {
-			if err := mon.srv.Serve(l); err != nil {
-				slog.Warn("qmp: monitor stopped", "monitor", s.option, "err", err)
-			}
-		}()
+		listeners = append(listeners, l)
 	}
-	// Chardevs no device uses are opened too, as QEMU opens them all.
 	for id, h := range mon.chardevs {
 		if h.ownerName() != "" {
 			continue
 		}
 		if err := h.Start(loop, nil); err != nil { // as Device.Start does, before the VM runs
-			mon.close()
-			return fmt.Errorf("chardev %s: %w", id, err)
+			return fail(fmt.Errorf("chardev %s: %w", id, err))
 		}
+	}
+	for i, l := range listeners {
+		option := mon.specs[i].option
+		go func() {
+			if err := mon.srv.Serve(l); err != nil {
+				slog.Warn("qmp: monitor stopped", "monitor", option, "err", err)
+			}
+		}()
 	}
 	for i, w := range waits {
 		fmt.Fprintf(os.Stderr, "vmm: %s: waiting for a QMP client\n", waitFor[i])
