@@ -333,3 +333,89 @@ func TestInputSpaceDuringDisarm(t *testing.T) {
 		}
 	}
 }
+
+// countingReceiver counts the input's looks at the FIFO's room.
+type countingReceiver struct {
+	*fifoReceiver
+	looks atomic.Int64
+}
+
+func (c *countingReceiver) Room() int {
+	c.looks.Add(1)
+	return c.fifoReceiver.Room()
+}
+
+// TestInputPeerLeavesBehindFullFIFO: a peer sends more than the FIFO
+// holds and hangs up while the guest reads nothing. The loop must not
+// spin on the hang-up (epoll reports it whatever was asked for); when
+// the guest reads, every byte arrives, and only then does the input end
+// (onEnd, once), so a server may take its next client.
+func TestInputPeerLeavesBehindFullFIFO(t *testing.T) {
+	loop, err := NewLoop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go loop.Run()
+	defer loop.Close()
+	sp, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(sp[0])
+	r := &countingReceiver{fifoReceiver: &fifoReceiver{cap: 16}}
+	ended := make(chan struct{}, 2)
+	if _, err := AttachInput(loop, sp[0], r, func() { ended <- struct{}{} }); err != nil {
+		t.Fatal(err)
+	}
+	want := []byte("0123456789abcdefghijklmnopqrstuvwxyzABCD") // 40 bytes
+	if _, err := unix.Write(sp[1], want); err != nil {
+		t.Fatal(err)
+	}
+	unix.Close(sp[1])
+	waitFor(t, "the FIFO to fill", func() bool { return r.fifoReceiver.Room() == 0 })
+	before := r.looks.Load()
+	time.Sleep(200 * time.Millisecond) // a window to catch a spinning loop in
+	if n := r.looks.Load() - before; n > 5 {
+		t.Fatalf("the loop looked at a full FIFO %d times in 200 ms after the peer hung up: it spins", n)
+	}
+	select {
+	case <-ended:
+		t.Fatal("input ended while 24 of the peer's bytes were still unread")
+	default:
+	}
+	for len(r.gotNow()) < len(want) {
+		r.drain() // the guest reads what the FIFO holds
+		waitFor(t, "input after the guest made room", func() bool {
+			return r.fifoReceiver.Room() < 16 || len(r.gotNow()) == len(want)
+		})
+	}
+	if got := r.gotNow(); !bytes.Equal(got, want) {
+		t.Fatalf("guest got %q; want %q", got, want)
+	}
+	select {
+	case <-ended:
+	case <-time.After(5 * time.Second):
+		t.Fatal("input did not end after the peer's last byte")
+	}
+	select {
+	case <-ended:
+		t.Fatal("onEnd ran twice")
+	case <-time.After(50 * time.Millisecond):
+	}
+}
+
+func (f *fifoReceiver) gotNow() []byte {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]byte(nil), f.got...)
+}
+
+// waitFor polls cond for up to 5 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}

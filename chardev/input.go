@@ -19,28 +19,32 @@ type Receiver interface {
 }
 
 // Input pumps a host fd into a Receiver through the loop, with
-// backpressure: the fd leaves the interest set while the device is full.
+// backpressure: while the device is full the fd is out of the loop
+// altogether. (Watching it for nothing is not enough: epoll reports a
+// hang-up whatever was asked, and a peer that left behind a full FIFO
+// would spin the loop until the guest read.)
 type Input struct {
-	loop   *Loop
-	fd     int
-	watch  *Watch
-	dst    Receiver
-	filter func([]byte) []byte
+	loop  *Loop
+	fd    int
+	dst   Receiver
+	onEnd func()
 
 	mu sync.Mutex
 	// The fields below are guarded by mu.
-	armed bool // EPOLLIN in the interest set
-	eof   bool
+	watch  *Watch // nil while paused, ended or closed
+	ended  bool   // end of input or a hard error was read
+	closed bool
 }
 
-// AttachInput starts feeding fd (non-blocking or not) into dst. filter,
-// if set, rewrites each chunk (the Ctrl-A escape). An fd epoll cannot
-// watch (a regular file) is read by a goroutine instead, still paced by
-// the device's room.
-func AttachInput(loop *Loop, fd int, dst Receiver, filter func([]byte) []byte) (*Input, error) {
-	in := &Input{loop: loop, fd: fd, dst: dst, filter: filter}
-	// The loop may call ready as soon as the fd is added: it waits on mu
-	// until the watch is recorded.
+// AttachInput starts feeding fd (non-blocking or not) into dst. When
+// the input ends (end of file, a peer's hang-up, a hard error) after
+// everything before it went to dst, onEnd (if set) runs on the loop
+// goroutine. An fd epoll cannot watch (a regular file) is read by a
+// goroutine instead, still paced by the device's room.
+func AttachInput(loop *Loop, fd int, dst Receiver, onEnd func()) (*Input, error) {
+	in := &Input{loop: loop, fd: fd, dst: dst, onEnd: onEnd}
+	// The loop may call ready as soon as the fd is added: ready waits on
+	// mu (in pause) until the watch is recorded.
 	in.mu.Lock()
 	w, err := loop.Add(fd, unix.EPOLLIN, in.ready)
 	if errors.Is(err, ErrNotPollable) {
@@ -52,10 +56,22 @@ func AttachInput(loop *Loop, fd int, dst Receiver, filter func([]byte) []byte) (
 		in.mu.Unlock()
 		return nil, err
 	}
-	in.watch, in.armed = w, true
+	in.watch = w
 	in.mu.Unlock()
-	dst.OnSpace(in.rearm)
+	dst.OnSpace(in.resume)
 	return in, nil
+}
+
+// Close stops reading for good, before the owner closes fd. onEnd is
+// not called. Call it on the loop goroutine (where ready runs), so no
+// read of fd is in progress; a goroutine reading a non-pollable fd
+// stops at its next read.
+func (in *Input) Close() {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.closed = true
+	in.watch.Remove()
+	in.watch = nil
 }
 
 func (in *Input) ready(events uint32) {
@@ -70,52 +86,62 @@ func (in *Input) ready(events uint32) {
 		return
 	}
 	if n <= 0 {
-		// EOF or a hard error (a closed terminal): no more input.
 		if err != nil {
-			slog.Debug("serial input ended", "fd", in.fd, "err", err)
+			slog.Debug("input ended", "fd", in.fd, "err", err)
 		}
-		in.mu.Lock()
-		in.eof = true
-		in.watch.Remove()
-		in.mu.Unlock()
+		in.end()
 		return
 	}
-	data := buf[:n]
-	if in.filter != nil {
-		data = in.filter(data)
-	}
-	in.dst.Receive(data) // fits: at most room bytes were read
+	in.dst.Receive(buf[:n]) // fits: at most room bytes were read
 	if in.dst.Room() == 0 {
 		in.pause()
 	}
 }
 
-// pause takes the fd out of the interest set while the device is full.
-// The guest may make room between our look and the disarm: its OnSpace
-// then found the fd still armed and did nothing, so look again after.
-func (in *Input) pause() {
-	in.setArmed(false)
-	if in.dst.Room() > 0 {
-		in.setArmed(true)
-	}
-}
-
-func (in *Input) setArmed(on bool) {
+// end is the input's end: nothing more is read, and the owner hears.
+func (in *Input) end() {
 	in.mu.Lock()
-	defer in.mu.Unlock()
-	if in.eof || in.armed == on {
+	if in.ended || in.closed {
+		in.mu.Unlock()
 		return
 	}
-	var ev uint32
-	if on {
-		ev = unix.EPOLLIN
-	}
-	if err := in.watch.Modify(ev); err == nil {
-		in.armed = on
+	in.ended = true
+	in.watch.Remove()
+	in.watch = nil
+	in.mu.Unlock()
+	if in.onEnd != nil {
+		in.loop.Post(in.onEnd)
 	}
 }
 
-func (in *Input) rearm() { in.setArmed(true) }
+// pause takes the fd out of the loop while the device is full. The
+// guest may make room between our look and the removal: its OnSpace then
+// found the fd still watched and did nothing, so look again after.
+func (in *Input) pause() {
+	in.mu.Lock()
+	in.watch.Remove()
+	in.watch = nil
+	in.mu.Unlock()
+	if in.dst.Room() > 0 {
+		in.resume()
+	}
+}
+
+// resume puts the fd back in the loop (a new registration: an event
+// fetched for the old one is dropped by the loop).
+func (in *Input) resume() {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.ended || in.closed || in.watch != nil {
+		return
+	}
+	w, err := in.loop.Add(in.fd, unix.EPOLLIN, in.ready)
+	if err != nil {
+		slog.Debug("input not resumed", "fd", in.fd, "err", err)
+		return
+	}
+	in.watch = w
+}
 
 // readBlocking serves fds epoll refuses; space wakes it when full.
 func (in *Input) readBlocking() {
@@ -128,14 +154,18 @@ func (in *Input) readBlocking() {
 	})
 	buf := make([]byte, 4096)
 	for {
+		in.mu.Lock()
+		closed := in.closed
+		in.mu.Unlock()
+		if closed {
+			return
+		}
 		n, err := unix.Read(in.fd, buf)
 		if n <= 0 || err != nil {
+			in.end()
 			return
 		}
 		data := buf[:n]
-		if in.filter != nil {
-			data = in.filter(data)
-		}
 		for len(data) > 0 {
 			k := in.dst.Receive(data)
 			data = data[k:]

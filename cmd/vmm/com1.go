@@ -29,9 +29,7 @@ type com1Host struct {
 	conn      chardev.Conn
 	gen       uint64 // counts connections: a new one may reuse the old fd numbers
 	connected bool
-	hup       *chardev.Watch // hang-up watch on a dup of conn.R
-	hupFD     int
-	checking  bool // a hang-up is being settled (checkHungUp)
+	input     *chardev.Input // conn.R into the UART; nil without one
 
 	// giveUpAt, once set (at exit), bounds how long Write waits for a
 	// peer that does not read: it must not keep a stopped VM alive.
@@ -85,73 +83,28 @@ func (h *com1Host) Connected(c chardev.Conn) {
 	h.mu.Lock()
 	h.gen++
 	gen := h.gen
-	h.conn, h.connected, h.checking = c, true, false
+	h.conn, h.connected, h.input = c, true, nil
 	h.mu.Unlock()
 	if c.R < 0 {
 		return
 	}
-	if _, err := chardev.AttachInput(h.loop, c.R, h.rx, nil); err != nil {
+	// The input ends only after everything the peer sent before it
+	// left has gone to the guest (chardev.Input reads no further than the
+	// FIFO's room); then a server can take its next client.
+	var onEnd func()
+	if c.EOFIsDisconnect {
+		onEnd = func() { h.lost(gen) }
+	}
+	in, err := chardev.AttachInput(h.loop, c.R, h.rx, onEnd)
+	if err != nil {
 		slog.Warn("serial input not attached", "chardev", h.backend.ID(), "err", err)
 		return
 	}
-	if !c.EOFIsDisconnect {
-		return
-	}
-	// chardev.Input stops at end of input without telling anyone; a
-	// second look at the same file (a dup) sees the peer hang up, so the
-	// backend can take the next one.
-	fd, err := unix.FcntlInt(uintptr(c.R), unix.F_DUPFD_CLOEXEC, 0)
-	if err != nil {
-		return
-	}
-	w, err := h.loop.Add(fd, unix.EPOLLRDHUP, func(uint32) { h.hungUp(gen) })
-	if err != nil {
-		unix.Close(fd)
-		return
-	}
 	h.mu.Lock()
-	h.hup, h.hupFD = w, fd
+	if h.gen == gen {
+		h.input = in
+	}
 	h.mu.Unlock()
-}
-
-// hungUp drops the connection once the input before the hang-up has
-// gone to the guest, and chardev.Input has had its chance to see the end
-// of input and let go of the fd (it waits while the UART's FIFO is full):
-// the fd is closed by the drop, and a watch left on a closed fd number
-// could catch the next client's. settled counts the checks that found
-// nothing left; the drop comes on the second, a poll interval later.
-func (h *com1Host) hungUp(gen uint64) {
-	h.mu.Lock()
-	first := h.gen == gen && !h.checking
-	h.checking = true
-	h.mu.Unlock()
-	if first {
-		h.checkHungUp(gen, 0)
-	}
-}
-
-func (h *com1Host) checkHungUp(gen uint64, settled int) {
-	h.mu.Lock()
-	fd, w := h.hupFD, h.hup
-	current := h.gen == gen && h.connected
-	h.mu.Unlock()
-	if !current || w == nil {
-		return // already dropped
-	}
-	n, err := unix.IoctlGetInt(fd, unix.TIOCINQ)
-	if err == nil && n == 0 && h.rx.Room() > 0 {
-		settled++
-	} else {
-		settled = 0
-	}
-	if settled >= 2 {
-		h.lost(gen)
-		return
-	}
-	w.Modify(0)
-	time.AfterFunc(20*time.Millisecond, func() {
-		h.loop.Post(func() { h.checkHungUp(gen, settled) })
-	})
 }
 
 // Disconnected is the backend seeing its peer leave (a pty's).
@@ -171,10 +124,9 @@ func (h *com1Host) lost(gen uint64) {
 	}
 	c := h.conn
 	h.connected = false
-	if h.hup != nil {
-		h.hup.Remove()
-		unix.Close(h.hupFD)
-		h.hup, h.hupFD = nil, -1
+	if h.input != nil {
+		h.input.Close() // before Drop closes its fd
+		h.input = nil
 	}
 	h.backend.Drop(c)
 }

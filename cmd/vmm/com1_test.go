@@ -26,7 +26,7 @@ func TestCOM1WriteGivesUp(t *testing.T) {
 			break
 		}
 	}
-	h := &com1Host{backend: chardev.NewNull("serial0"), hupFD: -1}
+	h := &com1Host{backend: chardev.NewNull("serial0")}
 	h.Connected(chardev.Conn{R: -1, W: p[1]})
 	h.giveUpAfter(time.Now().Add(200 * time.Millisecond))
 	done := make(chan struct{})
