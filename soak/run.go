@@ -201,7 +201,8 @@ loop:
 	}
 	elapsed := e.now()
 
-	// The end: vmm stops on SIGTERM; then the peers go.
+	// The end: vmm stops on SIGTERM, with status 128+15 as a process
+	// ended by a signal does; then the peers go.
 	e.stopping.Store(true)
 	status := -1
 	if early {
@@ -212,8 +213,8 @@ loop:
 		select {
 		case exitErr = <-exited:
 			status = exitStatus(exitErr)
-			if status != 0 {
-				e.violate("", "", -1, fmt.Sprintf("vmm exited with status %d on SIGTERM (%v)", status, exitErr))
+			if want := 128 + int(unix.SIGTERM); status != want {
+				e.violate("", "", -1, fmt.Sprintf("vmm exited with status %d on SIGTERM (%v); want %d", status, exitErr, want))
 			}
 		case <-time.After(15 * time.Second):
 			e.violate("", "", -1, "vmm did not stop within 15s of SIGTERM; killed")
