@@ -90,7 +90,7 @@ unit:
 	$(GO) test -count=1 ./kvm/ ./machine/ ./devices/... ./chardev/ ./boot/ ./cmd/... ./qmp/
 
 # race: the unit packages under the race detector (which needs cgo).
-RACE_PKGS := ./devices/... ./chardev/ ./machine/ ./soak/ ./cmd/... ./qmp/
+RACE_PKGS := ./devices/... ./chardev/ ./machine/ ./soak/ ./cmd/... ./qmp/ ./snapshot/
 race:
 	CGO_ENABLED=1 $(GO) test -race -count=1 $(RACE_PKGS)
 

@@ -12,8 +12,12 @@ import (
 // its reset does) and places the power-off and reset ports. It returns
 // the RSDP address.
 func (m *Machine) addACPI(slots []pciSlot) (uint64, error) {
+	var mem acpi.Memory = m.mem
+	if m.cfg.Restore != nil {
+		mem = nil // the tables are in the snapshot's RAM: only compute them
+	}
 	cfg := acpi.Config{
-		Memory:       m.mem,
+		Memory:       mem,
 		Base:         boot.ACPIAddr, // the loader keeps PVH segments out of it
 		Size:         boot.ACPISize,
 		CPUs:         m.cfg.CPUs,

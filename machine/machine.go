@@ -17,6 +17,7 @@ import (
 	"vmm/devices"
 	"vmm/devices/virtio"
 	"vmm/kvm"
+	"vmm/snapshot"
 )
 
 // Config describes a VM. Kernel and Initrd are file contents.
@@ -46,6 +47,15 @@ type Config struct {
 	// device (devices.PanicPanicked, PanicCrashLoaded). nil: the panic
 	// ends the VM with status 1.
 	Panicked func(events byte)
+	// Restore, when set, makes New build the VM from a snapshot opened
+	// (and checked against -m, -smp and the machine) by snapshot.Open,
+	// instead of booting Kernel: RAM is mapped from the file, and the
+	// irqchip, PIT, clock and vCPUs take the saved state before any
+	// vCPU runs. The file must stay unchanged while the VM lives.
+	Restore *snapshot.File
+	// StartPaused holds the vCPUs from the start until Resume (-S, or a
+	// VM restored from a snapshot taken while paused).
+	StartPaused bool
 }
 
 // Exit is how a VM ended: Status is the process exit status vmm should
@@ -89,6 +99,7 @@ func New(cfg Config) (_ *Machine, err error) {
 	m := &Machine{cfg: cfg, pio: NewBus("pio"), mmio: NewBus("mmio"),
 		start: make(chan struct{}), done: make(chan struct{})}
 	m.pause.init()
+	m.pause.paused = cfg.StartPaused
 	defer func() {
 		if err != nil {
 			m.Close()
@@ -113,7 +124,15 @@ func New(cfg Config) (_ *Machine, err error) {
 	if err = m.setupPlatform(); err != nil {
 		return nil, err
 	}
-	if m.mem, err = NewMemory(cfg.MemSize); err != nil {
+	if cfg.Restore != nil {
+		if err = m.checkRestore(); err != nil {
+			return nil, err
+		}
+		m.mem, err = snapshotMemory(cfg.Restore, cfg.MemSize)
+	} else {
+		m.mem, err = NewMemory(cfg.MemSize)
+	}
+	if err != nil {
 		return nil, err
 	}
 	for i, r := range m.mem.Regions() {
@@ -131,6 +150,22 @@ func New(cfg Config) (_ *Machine, err error) {
 	slots, err := m.addVirtioPCI()
 	if err != nil {
 		return nil, err
+	}
+	if cfg.Restore != nil {
+		// RAM already holds what the loader and firmware wrote; only the
+		// devices the tables describe are placed again.
+		if !cfg.NoACPI {
+			if _, err := m.addACPI(slots); err != nil {
+				return nil, fmt.Errorf("ACPI: %w", err)
+			}
+		}
+		if err = m.addLegacyDevices(); err != nil {
+			return nil, err
+		}
+		if err = m.restoreVM(); err != nil {
+			return nil, err
+		}
+		return m, nil
 	}
 	// Firmware's part: what a guest jumping to F000:FFF0 finds (Linux's
 	// reboot on vmm's hardware-reduced ACPI platform ends there).
@@ -236,6 +271,9 @@ func (m *Machine) Run() Exit {
 			close(m.start)
 			return m.Wait()
 		}
+	}
+	if err := m.startRestored(); err != nil {
+		m.stop(Exit{Status: 1, Err: err})
 	}
 	close(m.start)
 	return m.Wait()

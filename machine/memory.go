@@ -18,6 +18,9 @@ type Region struct {
 // 4 GiB when the guest has more RAM than fits below it.
 type Memory struct {
 	regions []Region
+	// fromFile: the regions map a snapshot privately, where giving a
+	// page back brings back the file's bytes, not zeros.
+	fromFile bool
 }
 
 // NewMemory maps size bytes of anonymous memory laid out around the hole.
@@ -108,6 +111,10 @@ func (m *Memory) ZeroPages(addr, n uint64) error {
 	b, err := m.Slice(addr, n)
 	if err != nil {
 		return err
+	}
+	if m.fromFile {
+		clear(b)
+		return nil
 	}
 	return unix.Madvise(b, unix.MADV_DONTNEED)
 }

@@ -75,11 +75,19 @@ func (v *vcpu) hold() bool {
 	}
 	p.parked++
 	p.cond.Broadcast()
-	for p.paused && !v.m.stopping.Load() {
+	for {
+		if v.call != nil { // a call posted while parked runs before leaving
+			v.runCall()
+			continue
+		}
+		if !p.paused || v.m.stopping.Load() {
+			break
+		}
 		p.cond.Wait()
 	}
 	p.parked--
 	p.mu.Unlock()
+	v.clockCtrl()
 	// Pause's kick left immediate_exit set; a stop that comes now sets
 	// it again after this, and the caller sees stopping first anyway.
 	v.cpu.Run().SetImmediateExit(false)

@@ -23,6 +23,10 @@ type vcpu struct {
 	// exited is closed when the goroutine no longer uses cpu; the fd
 	// is closed by Machine.Close, so kick never races with a close.
 	exited chan struct{}
+	cpuid  []kvm.CPUIDEntry // the table set in setup, saved in snapshots
+	// call is work posted to this vCPU's thread while it is parked
+	// (onVCPUThreads); guarded by m.pause.mu.
+	call func()
 }
 
 // run creates the vCPU on this thread, sets it up and runs it until the
@@ -78,6 +82,10 @@ func (v *vcpu) setup() error {
 	cpuid := buildCPUID(v.m.supportedCPUID, v.id, v.m.cfg.CPUs, v.m.cfg.CPUFeatures)
 	if err := v.cpu.SetCPUID2(cpuid); err != nil {
 		return err
+	}
+	v.cpuid = cpuid
+	if r := v.m.cfg.Restore; r != nil {
+		return v.restore(&r.State.VCPUs[v.id])
 	}
 	if err := setXCR0(v.cpu, cpuid); err != nil {
 		return err

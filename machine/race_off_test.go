@@ -1,0 +1,5 @@
+//go:build !race
+
+package machine
+
+const raceBuild = false // see race_on_test.go
