@@ -56,7 +56,38 @@ func (m *Machine) SaveState(machine string) (*snapshot.State, error) {
 	if st.VM, err = m.saveVM(); err != nil {
 		return nil, err
 	}
+	for _, d := range m.legacyDevices() {
+		st.Devices = append(st.Devices, snapshot.Device{Name: d.name, Data: d.dev.SaveState()})
+	}
 	return st, nil
+}
+
+// deviceState is a device whose state snapshots carry.
+type deviceState interface {
+	SaveState() []byte
+	RestoreState([]byte) error
+}
+
+type namedDevice struct {
+	name string
+	dev  deviceState
+}
+
+// legacyDevices are the machine's own devices with state. (pvpanic and
+// the debug-exit port have none; the caller saves the virtio devices.)
+func (m *Machine) legacyDevices() []namedDevice {
+	out := []namedDevice{{"com1", m.uart}}
+	for _, d := range []struct {
+		name string
+		port uint64
+	}{{"i8042", I8042Port}, {"rtc", 0x70}} {
+		if dev, _, ok := m.pio.find(d.port, 1); ok {
+			if s, ok := dev.(deviceState); ok {
+				out = append(out, namedDevice{d.name, s})
+			}
+		}
+	}
+	return out
 }
 
 // WriteSnapshot writes st and guest RAM to path (snapshot.Write); the
@@ -245,9 +276,10 @@ func tscClose(a, b uint32) bool {
 	return max(d, -d)*1_000_000 <= int64(b)*250
 }
 
-// restoreVM sets the irqchip and PIT from the snapshot (New, before any
-// vCPU exists); the clock is set by startRestored, just before the vCPUs
-// run, so the time spent building the VM is not guest time.
+// restoreVM sets the irqchip, PIT and the machine's own devices from
+// the snapshot (New, before any vCPU exists); the clock is set by
+// startRestored, just before the vCPUs run, so the time spent building
+// the VM is not guest time.
 func (m *Machine) restoreVM() error {
 	s := m.cfg.Restore.State.VM
 	for _, c := range []kvm.IRQChip{s.PICMaster, s.PICSlave, s.IOAPIC} {
@@ -257,6 +289,21 @@ func (m *Machine) restoreVM() error {
 	}
 	if err := m.vm.SetPIT2(s.PIT); err != nil {
 		return fmt.Errorf("snapshot %s: %w", m.cfg.Restore.Path(), err)
+	}
+	// The devices after the irqchip: a UART whose line was high raises
+	// it again.
+	saved := map[string][]byte{}
+	for _, d := range m.cfg.Restore.State.Devices {
+		saved[d.Name] = d.Data
+	}
+	for _, d := range m.legacyDevices() {
+		b, ok := saved[d.name]
+		if !ok {
+			return fmt.Errorf("snapshot %s: no state for %s", m.cfg.Restore.Path(), d.name)
+		}
+		if err := d.dev.RestoreState(b); err != nil {
+			return fmt.Errorf("snapshot %s: %w", m.cfg.Restore.Path(), err)
+		}
 	}
 	return nil
 }

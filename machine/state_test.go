@@ -3,6 +3,7 @@ package machine
 import (
 	"errors"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -104,7 +105,6 @@ func TestSnapshotRestore(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m2.Close()
-	m2.UART().Receive([]byte("abcd"))
 	exited2 := make(chan Exit, 1)
 	go func() { exited2 <- m2.Run() }()
 	// Before it runs, the new VM holds what was saved.
@@ -113,6 +113,7 @@ func TestSnapshotRestore(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameState(t, st, st2)
+	m2.UART().Receive([]byte("abcd"))
 	if !m2.Resume() {
 		t.Error("Resume() of a VM started paused = false; want true")
 	}
@@ -200,6 +201,12 @@ func sameState(t *testing.T, want, got *snapshot.State) {
 		if g != w {
 			t.Errorf("PIT channel %d = %+v; want %+v", i, g, w)
 		}
+	}
+	if !reflect.DeepEqual(got.Devices, want.Devices) {
+		t.Errorf("restored devices = %+v; want %+v", got.Devices, want.Devices)
+	}
+	if len(want.Devices) != 3 {
+		t.Errorf("saved %d devices; want COM1, i8042 and the RTC", len(want.Devices))
 	}
 	if got.VM.Clock.Clock < want.VM.Clock.Clock {
 		t.Errorf("kvmclock = %d ns; want at least the saved %d", got.VM.Clock.Clock, want.VM.Clock.Clock)
