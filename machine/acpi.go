@@ -1,6 +1,8 @@
 package machine
 
 import (
+	"log/slog"
+
 	"vmm/boot"
 	"vmm/boot/acpi"
 	"vmm/devices"
@@ -9,8 +11,8 @@ import (
 // addACPI builds the ACPI tables (MADT with every vCPU, the virtio-mmio
 // devices, the PCI host bridge and MCFG, a sleep register through which
 // the guest's poweroff ends the VM, and a reset register through which
-// its reset does) and places the power-off and reset ports. It returns
-// the RSDP address.
+// its reset does, and a Generic Event Device with the power button) and
+// places the power-off, reset and GED ports. It returns the RSDP address.
 func (m *Machine) addACPI(slots []pciSlot) (uint64, error) {
 	var mem acpi.Memory = m.mem
 	if m.cfg.Restore != nil {
@@ -32,6 +34,7 @@ func (m *Machine) addACPI(slots []pciSlot) (uint64, error) {
 		// no VGA; a CMOS RTC (devices.RTC, described in the DSDT).
 		BootFlags:   acpi.BootNoVGA,
 		PVPanicPort: devices.PVPanicPort,
+		GED:         &acpi.GED{Port: devices.GEDPort, GSI: gedGSI, PowerButton: devices.GEDPowerButton},
 	}
 	for i := range m.cfg.VirtioMMIO {
 		cfg.VirtioMMIO = append(cfg.VirtioMMIO, acpi.MMIODevice{
@@ -58,5 +61,36 @@ func (m *Machine) addACPI(slots []pciSlot) (uint64, error) {
 	if err := m.pio.Add(acpi.DefaultResetPort, 1, "acpi-reset", reset); err != nil {
 		return 0, err
 	}
+	ged := devices.NewGED(func() {
+		// An edge: raised and lowered at once (as an irqfd does).
+		if err := m.vm.IRQLine(gedGSI, true); err != nil {
+			slog.Warn("GED interrupt", "err", err)
+			return
+		}
+		m.vm.IRQLine(gedGSI, false)
+	})
+	if err := m.pio.Add(devices.GEDPort, 1, "ged", ged); err != nil {
+		return 0, err
+	}
 	return tables.RSDP, nil
+}
+
+// gedGSI is the Generic Event Device's interrupt: an ISA GSI nothing
+// else uses (COM1 has 4, virtio-mmio 5-7, 9-12, 14 and 15, PCI INTx
+// 16-23).
+const gedGSI = 13
+
+// PowerButton presses the ACPI power button (QMP's system_powerdown):
+// the power-button event becomes pending in the Generic Event Device's
+// register and its interrupt fires; a guest with an ACPI button driver
+// then decides what to do (Linux reports KEY_POWER). It reports false
+// when the VM has no ACPI tables and so no button to press.
+func (m *Machine) PowerButton() bool {
+	dev, _, ok := m.pio.find(devices.GEDPort, 1)
+	g, isGED := dev.(*devices.GED)
+	if !ok || !isGED {
+		return false
+	}
+	g.PowerButton()
+	return true
 }

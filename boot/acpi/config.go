@@ -35,6 +35,10 @@ type Config struct {
 	// (QEMU0001, which Linux's pvpanic driver binds).
 	PVPanicPort uint16
 
+	// GED, if not nil, is the Generic Event Device (ACPI0013) and the
+	// power button (PNP0C0C) it notifies.
+	GED *GED
+
 	// SleepControl and SleepStatus are the FADT's sleep registers
 	// (SleepRegister gives an 8-bit I/O port); S5Type is the SLP_TYP
 	// \_S5 names (zero: 5).

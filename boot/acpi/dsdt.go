@@ -12,6 +12,13 @@ func dsdtAML(c Config) (AML, error) {
 	if c.PVPanicPort != 0 {
 		devs = append(devs, pvpanic(c.PVPanicPort))
 	}
+	if c.GED != nil {
+		g, err := ged(c.GED)
+		if err != nil {
+			return nil, err
+		}
+		devs = append(devs, g...)
+	}
 	for i, d := range c.VirtioMMIO {
 		if i > 0xff {
 			return nil, fmt.Errorf("acpi: more than 256 virtio-mmio devices")

@@ -18,6 +18,7 @@ func (mon *monitor) register() {
 	qmp.Handle(s, "stop", mon.stopCmd)
 	qmp.Handle(s, "cont", mon.cont)
 	qmp.Handle(s, "system_reset", mon.systemReset)
+	qmp.Handle(s, "system_powerdown", mon.systemPowerdown)
 	qmp.Handle(s, "quit", mon.quit)
 	qmp.Handle(s, "query-cpus-fast", mon.queryCPUs)
 	qmp.Handle(s, "query-name", mon.queryName)
@@ -60,6 +61,22 @@ func (mon *monitor) cont(*qmp.Call, *noArgs) (any, error) {
 // system_reset with a SHUTDOWN whose reason is host-qmp-system-reset.
 func (mon *monitor) systemReset(c *qmp.Call, _ *noArgs) (any, error) {
 	mon.endByHost(c, "host-qmp-system-reset")
+	return nil, nil
+}
+
+// systemPowerdown presses the ACPI power button (the Generic Event
+// Device's event, see machine.PowerButton) and emits POWERDOWN after
+// the reply, as QEMU does. What follows is the guest's business: one
+// that powers off through ACPI S5 ends the VM with SHUTDOWN {guest:
+// true, reason: guest-shutdown}; one that ignores the button keeps
+// running. A paused guest sees the press once resumed. Without ACPI
+// (-machine acpi=off) there is no button: the event is still emitted,
+// as QEMU's is.
+func (mon *monitor) systemPowerdown(c *qmp.Call, _ *noArgs) (any, error) {
+	c.After(func() {
+		mon.srv.Emit("POWERDOWN", nil)
+		mon.m.PowerButton()
+	})
 	return nil, nil
 }
 

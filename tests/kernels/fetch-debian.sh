@@ -9,7 +9,8 @@
 #              load: virtio, virtio_console, 9p (and netfs, fscache), kvm,
 #              kvm-amd (and ccp, irqbypass); MODULES lists them
 # and, from linux-image-cloud-amd64, in BUILD_DIR/debian-cloud/:
-#   bzImage, modules/ (the virtio and char driver modules), MODULES, BUILTIN
+#   bzImage, modules/ (the virtio and char driver modules, and the ACPI
+#   button and evdev for the stock userland's acpid), MODULES, BUILTIN
 # (see fetch_cloud below).
 # Idempotent: fetches nothing whose files are already there.
 set -eu
@@ -87,14 +88,58 @@ if [ "$(id -u)" -eq 0 ] && id _apt >/dev/null 2>&1; then
 	chown _apt "$work"
 fi
 
+# CLOUD_EXTRA are the cloud kernel's modules outside drivers/virtio and
+# drivers/char that the stock userland loads: the ACPI power button
+# (PNP0C0C, which vmm's GED notifies on QMP system_powerdown) and evdev,
+# through which busybox acpid reads its KEY_POWER.
+CLOUD_EXTRA="drivers/acpi/button drivers/input/evdev"
+
+# cloud_extra KDIR copies CLOUD_EXTRA's modules from the unpacked
+# KDIR (lib/modules/VERSION) into BUILD_DIR/debian-cloud/modules, or
+# adds their modules.builtin lines to BUILTIN when they are built in.
+cloud_extra() {
+	for m in $CLOUD_EXTRA; do
+		for f in "$1/kernel/$m".ko*; do
+			[ -e "$f" ] && cp "$f" "$cloud/modules/"
+		done
+	done
+	grep -E '/(button|evdev)\.ko' "$1/modules.builtin" >>"$cloud/BUILTIN" 2>/dev/null || true
+}
+
+# cloud_add_extra adds CLOUD_EXTRA to a BUILD_DIR/debian-cloud made
+# before they were kept: it fetches the package named in PACKAGE again
+# (the same version, so the modules match bzImage) and takes only them.
+cloud_add_extra() {
+	f="$(cat "$cloud/PACKAGE")"
+	pkg="${f%%_*}"
+	ver="${f#*_}"
+	ver="$(echo "${ver%_*}" | sed 's/%3a/:/')"
+	ce="$work/cloud-extra"
+	mkdir -p "$ce/dl" "$ce/root"
+	if [ "$(id -u)" -eq 0 ] && id _apt >/dev/null 2>&1; then
+		chown _apt "$ce/dl"
+	fi
+	echo "fetch-debian: $pkg=$ver again, for $CLOUD_EXTRA" >&2
+	(cd "$ce/dl" && apt-get download -q "$pkg=$ver" >&2)
+	dpkg-deb -x "$(ls "$ce"/dl/*.deb | head -n 1)" "$ce/root"
+	cloud_extra "$(ls -d "$ce"/root/lib/modules/* | head -n 1)"
+	(cd "$cloud/modules" && ls) >"$cloud/MODULES.tmp"
+	mv "$cloud/MODULES.tmp" "$cloud/MODULES"
+}
+
 # fetch_cloud fills BUILD_DIR/debian-cloud/ from linux-image-cloud-amd64:
 #   bzImage   - boot/vmlinuz-*
 #   modules/  - the .ko files of drivers/virtio and drivers/char (the
-#               virtio_console driver), as shipped (.ko, .ko.xz or .ko.zst)
+#               virtio_console driver) and CLOUD_EXTRA, as shipped (.ko,
+#               .ko.xz or .ko.zst)
 #   MODULES   - their names, one a line
-#   BUILTIN   - the virtio lines of modules.builtin (drivers built in)
+#   BUILTIN   - the virtio (and CLOUD_EXTRA) lines of modules.builtin
+#               (drivers built in)
 fetch_cloud() {
 	if [ -s "$cloud/bzImage" ] && [ -s "$cloud/MODULES" ]; then
+		if ! grep -qsE '^button\.ko|/button\.ko' "$cloud/MODULES" "$cloud/BUILTIN" && [ -s "$cloud/PACKAGE" ]; then
+			cloud_add_extra
+		fi
 		return 0
 	fi
 	cw="$work/cloud"
@@ -108,8 +153,9 @@ fetch_cloud() {
 			find "$kdir/kernel/drivers/$d" -name '*.ko*' -exec cp {} "$cloud/modules/" \;
 		fi
 	done
-	(cd "$cloud/modules" && ls) >"$cloud/MODULES.tmp"
 	grep virtio "$kdir/modules.builtin" >"$cloud/BUILTIN" 2>/dev/null || true
+	cloud_extra "$kdir"
+	(cd "$cloud/modules" && ls) >"$cloud/MODULES.tmp"
 	cp "$cw/PACKAGE" "$cloud/PACKAGE"
 	cp "$(ls "$cw"/root/boot/vmlinuz-* | head -n 1)" "$cloud/bzImage.tmp"
 	mv "$cloud/bzImage.tmp" "$cloud/bzImage"

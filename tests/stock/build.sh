@@ -5,7 +5,8 @@
 # BUILD_DIR/stock/ (uncompressed newc cpio, see mkrootfs/):
 #   shell-test.cpio     busybox + qemu-ga, no modules (the Linux test kernel
 #                       has every driver built in)
-#   shell-cloud.cpio    the same + the virtio modules of Debian's cloud kernel
+#   shell-cloud.cpio    the same + the virtio, evdev and ACPI button modules
+#                       of Debian's cloud kernel
 #                       (BUILD_DIR/debian-cloud, from `make kernels`)
 #   shell-generic.cpio  the same + the virtio modules of Debian's generic
 #                       kernel (BUILD_DIR/debian): the package named in
@@ -33,8 +34,11 @@ out="$build/stock"
 dl="$out/dl"
 mkdir -p "$out" "$dl"
 
-# The virtio drivers virtio-serial needs, in load order; "?" = optional.
-MODULES="virtio_ring,virtio,virtio_pci_modern_dev,virtio_pci_legacy_dev?,virtio_pci,virtio_mmio,virtio_console"
+# The virtio drivers virtio-serial needs, in load order, then evdev and
+# the ACPI button driver (the power button acpid listens to, pressed by
+# QMP system_powerdown); "?" = optional (a kernel directory fetched
+# before they were kept has no button or evdev).
+MODULES="virtio_ring,virtio,virtio_pci_modern_dev,virtio_pci_legacy_dev?,virtio_pci,virtio_mmio,virtio_console,evdev?,button?"
 
 sudo=""
 if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then
@@ -91,8 +95,8 @@ qga="$out/qemu-ga/usr/sbin/qemu-ga"
 # (so they match its bzImage), or failing that what linux-image-amd64
 # depends on, preferring -unsigned where the name is virtual (as
 # tests/kernels/fetch-debian.sh does). Only drivers/virtio,
-# virtio_console and modules.builtin are extracted (the package is 400 MB
-# unpacked); the .deb is deleted afterwards.
+# virtio_console, the ACPI button, evdev and modules.builtin are extracted
+# (the package is 400 MB unpacked); the .deb is deleted afterwards.
 generic_modules() {
 	g="$out/generic"
 	[ -s "$g/MODULES" ] && return 0
@@ -118,10 +122,12 @@ generic_modules() {
 	rm -rf "$g"
 	mkdir -p "$g/x" "$g/modules"
 	dpkg-deb --fsys-tarfile "$deb" |
-		tar -x -C "$g/x" --wildcards '*/kernel/drivers/virtio/*' '*/kernel/drivers/char/*' '*/modules.builtin'
+		tar -x -C "$g/x" --wildcards '*/kernel/drivers/virtio/*' '*/kernel/drivers/char/*' \
+			'*/kernel/drivers/acpi/*' '*/kernel/drivers/input/*' '*/modules.builtin'
 	find "$g/x" -path '*/kernel/drivers/virtio/*.ko*' -exec cp {} "$g/modules/" \;
 	find "$g/x" -path '*/kernel/drivers/char/*' -name 'virtio_console.ko*' -exec cp {} "$g/modules/" \;
-	find "$g/x" -name modules.builtin -exec grep virtio {} + >"$g/BUILTIN" || true
+	find "$g/x" \( -path '*/kernel/drivers/acpi/button.ko*' -o -path '*/kernel/drivers/input/evdev.ko*' \) -exec cp {} "$g/modules/" \;
+	find "$g/x" -name modules.builtin -exec grep -E 'virtio|/button\.ko|/evdev\.ko' {} + >"$g/BUILTIN" || true
 	basename "$deb" >"$g/PACKAGE"
 	rm -rf "$g/x" "$dl/generic-kernel"
 	(cd "$g/modules" && ls) >"$g/MODULES"

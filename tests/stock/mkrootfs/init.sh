@@ -2,7 +2,8 @@
 # /init of the tests/stock shell initramfs (busybox sh). Lines meant for
 # tests start "vmm-shell: ". It loads the modules of /etc/vmm-modules,
 # links /dev/virtio-ports/NAME (udev's job, done by hand), starts qemu-ga
-# on org.qemu.guest_agent.0 if that port exists, then either runs
+# on org.qemu.guest_agent.0 if that port exists, and acpid if there is an
+# input device (the ACPI power button powers off), then either runs
 # vmm.run=CMD from the kernel command line and powers off, or keeps an
 # interactive shell on the console (ttyS0 or hvc0: whatever /dev/console is).
 export PATH=/sbin:/usr/sbin:/bin:/usr/bin HOME=/root TERM=${TERM:-linux}
@@ -17,6 +18,16 @@ mount -t sysfs sysfs /sys
 # The kernel may have mounted devtmpfs itself (then /dev/null is there).
 [ -e /dev/null ] || mount -t devtmpfs devtmpfs /dev
 
+# With console=hvc0 alone the kernel had no console to give init ("unable
+# to open an initial console"): hvc0 exists only once virtio_console has
+# met its device, after init started (the driver built in) or once it is
+# loaded below. Until then the lines go to /run/vmm-shell.early.
+noconsole=
+if [ ! -e /proc/self/fd/1 ]; then
+	noconsole=1
+	exec </dev/null >/run/vmm-shell.early 2>&1
+fi
+
 # Drivers, in dependency order; one line each.
 while read -r m; do
 	[ -n "$m" ] || continue
@@ -26,6 +37,20 @@ while read -r m; do
 		say "module $m: insmod failed"
 	fi
 done </etc/vmm-modules
+
+# No console yet: open /dev/console once there is one (polled 0.1 s apart,
+# for up to 5 minutes: the handshake is slow where guest kernel mode is
+# emulated), and replay the early lines on it.
+if [ -n "$noconsole" ]; then
+	polls=0
+	until (: </dev/console) 2>/dev/null || [ "$polls" -ge 3000 ]; do
+		polls=$((polls + 1))
+		read -r -t 0.1 _ <>/run/delay
+	done
+	exec </dev/console >/dev/console 2>&1
+	while read -r line; do echo "$line"; done </run/vmm-shell.early
+	say "console opened after the modules"
+fi
 
 # Ports appear (and get their names) asynchronously after the driver
 # probes: if there is a virtio console device (id 3), wait until the list
@@ -69,6 +94,25 @@ if [ -e "$ga" ]; then
 	qemu-ga -m virtio-serial -p "$ga" -f /run/qemu-ga.pid -t /run/qemu-ga \
 		-l /run/qemu-ga.log </dev/null >>/run/qemu-ga.log 2>&1 &
 	say "qemu-ga started pid=$! on $ga (log /run/qemu-ga.log)"
+fi
+
+# The ACPI power button (QMP's system_powerdown presses it): busybox
+# acpid reads KEY_POWER from the input devices (evdev and button, from
+# /etc/vmm-modules) and runs /etc/acpi/power (acpi-power.sh), the way
+# down. acpid writes its pid file once it has opened its devices: the
+# ready line waits for that, so a press right after it is not lost.
+if [ -e /dev/input/event0 ]; then
+	acpid -f -l /run/acpid.log -p /run/acpid.pid </dev/null >/dev/null 2>&1 &
+	polls=0
+	until [ -e /run/acpid.pid ] || [ "$polls" -ge 300 ]; do
+		polls=$((polls + 1))
+		read -r -t 0.1 _ <>/run/delay
+	done
+	if [ -e /run/acpid.pid ]; then
+		say "acpid started pid=$! (power button: /etc/acpi/power)"
+	else
+		say "acpid did not start (log /run/acpid.log)"
+	fi
 fi
 
 # CPUs online, counted from the ranges in sys (e.g. 0-1,3).

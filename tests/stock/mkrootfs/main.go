@@ -1,7 +1,8 @@
 // Command mkrootfs writes the shell initramfs of tests/stock: an
 // uncompressed newc cpio holding a busybox userland (applets as symlinks),
 // the /init script (init.sh), /sbin/shutdown and /sbin/vmm-off (also as
-// poweroff, reboot and halt), optionally
+// poweroff, reboot and halt), acpid's power-button handler
+// (/etc/acpid.conf, /etc/acpi/power: acpi-power.sh), optionally
 // kernel modules for the init to load in order, and optionally qemu-ga with
 // the shared libraries and dynamic loader it needs.
 //
@@ -50,6 +51,15 @@ var shutdownScript []byte
 
 //go:embed vmm-off.sh
 var offScript []byte
+
+// acpid's power-button handler and the action file that names it: busybox
+// acpid maps KEY_POWER to "button/power PWRF …", and the action file maps
+// PWRF to /etc/acpi/power.
+//
+//go:embed acpi-power.sh
+var acpiPowerScript []byte
+
+const acpidConf = "# busybox acpid: event key, handler in /etc/acpi\nPWRF power\n"
 
 const defaultLibDirs = "/lib/x86_64-linux-gnu,/usr/lib/x86_64-linux-gnu,/lib64,/usr/lib64,/lib,/usr/lib"
 
@@ -121,6 +131,8 @@ func (img *image) build(busybox, modDir, modList, builtin, qga string, libDirs [
 	}
 	img.file("etc/passwd", []byte("root:x:0:0:root:/root:/bin/sh\n"), 0o644)
 	img.file("etc/group", []byte("root:x:0:\n"), 0o644)
+	img.file("etc/acpid.conf", []byte(acpidConf), 0o644)
+	img.file("etc/acpi/power", acpiPowerScript, 0o755)
 
 	bb, err := os.ReadFile(busybox)
 	if err != nil {
