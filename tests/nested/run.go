@@ -2,6 +2,7 @@ package nested
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -63,10 +64,13 @@ func (r *Rig) Run(ctx context.Context, c Command) (int, error) {
 
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
+	ctx, hang := context.WithCancelCause(ctx)
+	defer hang(nil)
 	console := &tail{max: 64 << 10}
-	var w io.Writer = console
+	watch := &lockupWatch{hung: func() { hang(ErrOuterHung) }}
+	var w io.Writer = io.MultiWriter(console, watch)
 	if c.Console != nil {
-		w = io.MultiWriter(console, c.Console)
+		w = io.MultiWriter(console, watch, c.Console)
 	}
 	q := exec.CommandContext(ctx, qemu,
 		"-accel", "tcg,thread=multi", "-cpu", "max",
@@ -88,6 +92,9 @@ func (r *Rig) Run(ctx context.Context, c Command) (int, error) {
 	}
 	start := time.Now()
 	err = q.Run()
+	if errors.Is(context.Cause(ctx), ErrOuterHung) {
+		return 0, fmt.Errorf("%w for %ds or more (stopped after %v); its console ended:\n%s", ErrOuterHung, lockupLimit, time.Since(start).Round(time.Second), console)
+	}
 	if ctx.Err() != nil {
 		return 0, fmt.Errorf("outer machine timed out after %v; its console ended:\n%s", time.Since(start).Round(time.Second), console)
 	}
