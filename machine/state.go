@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"slices"
 
+	"vmm/devices/virtio"
 	"vmm/kvm"
 	"vmm/snapshot"
 )
@@ -59,7 +61,74 @@ func (m *Machine) SaveState(machine string) (*snapshot.State, error) {
 	for _, d := range m.legacyDevices() {
 		st.Devices = append(st.Devices, snapshot.Device{Name: d.name, Data: d.dev.SaveState()})
 	}
+	// The virtio devices last: each is frozen from its save until Thaw,
+	// so that RAM written afterwards agrees with its rings.
+	for _, t := range m.transports() {
+		b, err := t.dev.SaveState()
+		if err != nil {
+			m.Thaw()
+			return nil, err
+		}
+		st.Devices = append(st.Devices, snapshot.Device{Name: t.name, Data: b})
+	}
 	return st, nil
+}
+
+// transportState is a virtio transport whose state, and its device's,
+// snapshots carry (virtio.MMIO, virtio.PCI).
+type transportState interface {
+	SaveState() ([]byte, error)
+	RestoreState([]byte) error
+	Thaw()
+}
+
+type namedTransport struct {
+	name string
+	dev  transportState
+}
+
+// transports are the virtio transports in the order New placed them,
+// named by kind and position ("virtio-mmio.0", "virtio-pci.0").
+func (m *Machine) transports() []namedTransport {
+	var out []namedTransport
+	var nmmio, npci int
+	for _, c := range m.closers {
+		switch t := c.(type) {
+		case *virtio.MMIO:
+			out = append(out, namedTransport{fmt.Sprintf("virtio-mmio.%d", nmmio), t})
+			nmmio++
+		case *virtio.PCI:
+			out = append(out, namedTransport{fmt.Sprintf("virtio-pci.%d", npci), t})
+			npci++
+		}
+	}
+	return out
+}
+
+// Thaw lets the virtio devices SaveState froze move data again; call it
+// once the snapshot is written (or abandoned).
+func (m *Machine) Thaw() {
+	for _, t := range m.transports() {
+		t.dev.Thaw()
+	}
+}
+
+// Snapshot saves the paused VM to path: SaveState, WriteSnapshot, Thaw.
+// It returns the file's size.
+func (m *Machine) Snapshot(path, vmmVersion, machine string) (int64, error) {
+	st, err := m.SaveState(machine)
+	if err != nil {
+		return 0, err
+	}
+	defer m.Thaw()
+	if err := m.WriteSnapshot(path, vmmVersion, st); err != nil {
+		return 0, err
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0, err
+	}
+	return fi.Size(), nil
 }
 
 // deviceState is a device whose state snapshots carry.
@@ -296,13 +365,33 @@ func (m *Machine) restoreVM() error {
 	for _, d := range m.cfg.Restore.State.Devices {
 		saved[d.Name] = d.Data
 	}
+	want := map[string]bool{}
 	for _, d := range m.legacyDevices() {
+		want[d.name] = true
 		b, ok := saved[d.name]
 		if !ok {
 			return fmt.Errorf("snapshot %s: no state for %s", m.cfg.Restore.Path(), d.name)
 		}
 		if err := d.dev.RestoreState(b); err != nil {
 			return fmt.Errorf("snapshot %s: %w", m.cfg.Restore.Path(), err)
+		}
+	}
+	ts := m.transports()
+	for _, t := range ts {
+		want[t.name] = true
+	}
+	for _, d := range m.cfg.Restore.State.Devices {
+		if !want[d.Name] {
+			return fmt.Errorf("snapshot %s: the snapshot has a device %s this command line does not", m.cfg.Restore.Path(), d.Name)
+		}
+	}
+	for _, t := range ts {
+		b, ok := saved[t.name]
+		if !ok {
+			return fmt.Errorf("snapshot %s: this command line has a device %s the snapshot does not", m.cfg.Restore.Path(), t.name)
+		}
+		if err := t.dev.RestoreState(b); err != nil {
+			return fmt.Errorf("snapshot %s: %s: %w", m.cfg.Restore.Path(), t.name, err)
 		}
 	}
 	return nil
@@ -317,6 +406,8 @@ func (m *Machine) startRestored() error {
 	if err := m.vm.SetClock(m.cfg.Restore.State.VM.Clock); err != nil {
 		return fmt.Errorf("snapshot %s: %w", m.cfg.Restore.Path(), err)
 	}
+	// The devices' interrupts can reach the vCPUs now.
+	m.Thaw()
 	return nil
 }
 
