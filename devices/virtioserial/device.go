@@ -114,6 +114,7 @@ type Device struct {
 	signal      map[int]bool // queues to interrupt for once mu is released
 	ctrlDropped uint64
 	driverReady bool     // the guest sent DEVICE_READY: ports added now get PORT_ADD
+	frozen      bool     // a snapshot is being taken: no queue is used (state.go)
 	guestLog    guestLog // rate-limited, counted guest-triggered warnings
 }
 
@@ -397,7 +398,7 @@ func (d *Device) portForQueue(qi int) *Port {
 
 // queue returns the ready queue qi, or nil. Caller holds mu.
 func (d *Device) queue(qi int) *virtio.Queue {
-	if !d.active || qi < 0 || qi >= len(d.queues) || d.queues[qi] == nil {
+	if !d.active || d.frozen || qi < 0 || qi >= len(d.queues) || d.queues[qi] == nil {
 		return nil
 	}
 	if d.queues[qi].Broken() != nil {
