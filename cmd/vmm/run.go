@@ -178,6 +178,7 @@ func boot(o *options) (int, error) {
 	// kicked or not, and console output) still goes out, before guest
 	// memory goes with m.Close (DESIGN.md).
 	m.WaitStopped()
+	writeKVMStats(m)
 	deadline := time.Now().Add(drainTimeout)
 	for _, vs := range serialDevs {
 		if left := vs.Drain(deadline); left > 0 {

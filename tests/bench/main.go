@@ -39,7 +39,18 @@ func main() {
 	stockRuns := flag.Int("stock-runs", 3, "boots per peer for the stock-kernel rows")
 	build := flag.String("build", "build", "the build folder (the nested rig's files)")
 	inRig := flag.Bool("in-rig", false, "internal: time the -stock kernel here and print its table (the rig runs this)")
+	hostPeerMode := flag.String("host-peer", "", "internal: be the host-limit peer process, w(rite) or r(ead)")
+	hostPeerSocks := flag.String("host-peer-socks", "", "internal: the host-limit peer's sockets, comma-separated")
+	hostPeerSize := flag.Int64("host-peer-size", 0, "internal: bytes per socket for the host-limit peer")
+	serialOnly := flag.Bool("serial-only", false, "only the virtio-serial table (no boot rows)")
 	flag.Parse()
+	if *hostPeerMode != "" {
+		if err := hostPeer(*hostPeerMode, strings.Split(*hostPeerSocks, ","), *hostPeerSize); err != nil {
+			fmt.Fprintf(os.Stderr, "bench host peer: %v\n", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *inRig {
 		fmt.Print(stockTable(*vmm, *stock, *stockRuns))
 		return
@@ -57,16 +68,19 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench: qemu-system-x86_64 not found; install qemu-system-x86 (make deps)")
 		os.Exit(1)
 	}
-	results := measure(peers, *guest, "exit 0", "guest: hello", *runs)
-	table := render(fmt.Sprintf("vmm vs QEMU %s, test guest, %d runs each, median (min–max)", qemuVersion(), *runs),
-		"first guest line", "128 MiB", results)
+	var table string
+	if !*serialOnly {
+		results := measure(peers, *guest, "exit 0", "guest: hello", *runs)
+		table = render(fmt.Sprintf("vmm vs QEMU %s, test guest, %d runs each, median (min–max)", qemuVersion(), *runs),
+			"first guest line", "128 MiB", results) + "\n"
+	}
 	serial, err := serialTable(*vmm, *guest, *runs)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 		os.Exit(1)
 	}
-	table += "\n" + serial
-	if *linux != "" {
+	table += serial
+	if *linux != "" && !*serialOnly {
 		const cmdline = "console=ttyS0 quiet noxsave clearcpuid=151,308,297,580,141 reboot=t rodata=off retain_initrd vmm.cmd=exit=0"
 		initrd := *linux + "/initrd.cpio"
 		lpeers := []peer{
@@ -82,7 +96,7 @@ func main() {
 		table += "\n" + render(fmt.Sprintf("Linux test kernel, -smp 1, %d runs each, median (min–max)", *linuxRuns),
 			"init's marker line", "128 MiB", lres)
 	}
-	if *stock != "" {
+	if *stock != "" && !*serialOnly {
 		t, err := stockInRig(*build, *vmm, *stock, *stockRuns)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "bench: stock kernel in the nested rig: %v\n", err)

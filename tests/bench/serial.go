@@ -64,6 +64,7 @@ func startSerialVM(name, vmm, guest, cmdline string) (*serialVM, error) {
 		return nil, err
 	}
 	cmd.Stderr = io.Discard
+	cmd.Env = append(os.Environ(), "VMM_KVM_STATS="+filepath.Join(dir, "kvm-stats"))
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
@@ -80,65 +81,158 @@ func startSerialVM(name, vmm, guest, cmdline string) (*serialVM, error) {
 	}
 }
 
-// waitLine reads the guest's output until a line contains s.
-func (v *serialVM) waitLine(s string) error {
+// waitLine reads the guest's output until a line contains s, and
+// returns that line.
+func (v *serialVM) waitLine(s string) (string, error) {
 	for {
 		line, err := v.stdout.ReadString('\n')
 		if strings.Contains(line, s) {
-			return nil
+			return line, nil
 		}
 		if err != nil {
-			return fmt.Errorf("guest never printed %q: %w", s, err)
+			return "", fmt.Errorf("guest never printed %q: %w", s, err)
 		}
 	}
 }
 
-func (v *serialVM) close() {
+// close ends the VM; it returns vmm's KVM statistics (nil for QEMU).
+func (v *serialVM) close() map[string]uint64 {
 	if v.conn != nil {
 		v.conn.Close()
 	}
 	io.Copy(io.Discard, v.stdout)
 	v.cmd.Wait()
+	stats := readKVMStats(filepath.Join(v.dir, "kvm-stats"))
 	os.RemoveAll(v.dir)
+	return stats
+}
+
+// xfer is one timed transfer and what it cost, per MiB moved.
+type xfer struct {
+	mibps       float64
+	kicks, irqs float64 // guest's counts (notifications sent, interrupts taken)
+	exits       float64 // KVM's vCPU exits (vmm only; -1 unknown)
+	rssExtraMiB float64 // VMM RSS beyond the guest RAM mapping
+}
+
+// finish fills x's per-MiB counts from the guest's "vs done" line and
+// the VM's KVM stats.
+func (x *xfer) finish(doneLine string, stats map[string]uint64) {
+	const mib = transferSize >> 20
+	var cycles, kicks, irqs uint64
+	if i := strings.Index(doneLine, "vs done cycles="); i >= 0 {
+		fmt.Sscanf(doneLine[i:], "vs done cycles=%d kicks=%d irqs=%d", &cycles, &kicks, &irqs)
+	}
+	x.kicks, x.irqs = float64(kicks)/mib, float64(irqs)/mib
+	x.exits = -1
+	if e, ok := stats["exits"]; ok {
+		x.exits = float64(e) / mib
+	}
+}
+
+// readKVMStats reads the file vmm writes for VMM_KVM_STATS.
+func readKVMStats(path string) map[string]uint64 {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	stats := map[string]uint64{}
+	for _, line := range strings.Split(string(b), "\n") {
+		var k string
+		var v uint64
+		if n, _ := fmt.Sscanf(line, "%s %d", &k, &v); n == 2 {
+			stats[k] = v
+		}
+	}
+	return stats
+}
+
+// rssBeyondGuest is a process's RSS in MiB without its guest RAM
+// mapping (the largest mapping of guestMiB up to guestMiB+4 MiB).
+func rssBeyondGuest(pid, guestMiB int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", pid))
+	if err != nil {
+		return -1
+	}
+	var total, guestRSS, size, rss int64
+	flush := func() {
+		total += rss
+		if size >= int64(guestMiB)<<10 && size <= int64(guestMiB+4)<<10 && rss > guestRSS {
+			guestRSS = rss
+		}
+		size, rss = 0, 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) >= 2 && f[0] == "Size:":
+			fmt.Sscan(f[1], &size)
+		case len(f) >= 2 && f[0] == "Rss:":
+			fmt.Sscan(f[1], &rss)
+		case len(f) > 0 && strings.Contains(f[0], "-") && !strings.HasSuffix(f[0], ":"):
+			flush()
+		}
+	}
+	flush()
+	return float64(total-guestRSS) / 1024
 }
 
 // guestToHost times 256 MiB from the guest, first byte to last.
-func guestToHost(name, vmm, guest string) (float64, error) {
+func guestToHost(name, vmm, guest string) (xfer, error) {
+	var x xfer
 	v, err := startSerialVM(name, vmm, guest, "vs p:w:256M; exit 0")
 	if err != nil {
-		return 0, err
+		return x, err
 	}
-	defer v.close()
-	buf := make([]byte, 1<<20)
-	n, err := v.conn.Read(buf)
-	if err != nil {
-		return 0, err
-	}
-	start := time.Now()
-	for got := n; got < transferSize; got += n {
-		if n, err = v.conn.Read(buf); err != nil {
-			return 0, err
+	defer func() {
+		if v != nil {
+			v.close()
 		}
+	}()
+	if x.mibps, err = readAll(v.conn); err != nil {
+		return x, err
 	}
-	return transferSize / (1 << 20) / time.Since(start).Seconds(), nil
+	x.rssExtraMiB = rssBeyondGuest(v.cmd.Process.Pid, 128)
+	line, err := v.waitLine("vs done cycles=")
+	if err != nil {
+		return x, err
+	}
+	stats := v.close()
+	v = nil
+	x.finish(line, stats)
+	return x, nil
 }
 
 // hostToGuest times 256 MiB to the guest, which checks every byte,
 // from the first write to the guest's done line.
-func hostToGuest(name, vmm, guest string, data []byte) (float64, error) {
+func hostToGuest(name, vmm, guest string, data []byte) (xfer, error) {
+	var x xfer
 	v, err := startSerialVM(name, vmm, guest, "vs p:r:256M; exit 0")
 	if err != nil {
-		return 0, err
+		return x, err
 	}
-	defer v.close()
+	defer func() {
+		if v != nil {
+			v.close()
+		}
+	}()
 	start := time.Now()
 	if _, err := v.conn.Write(data); err != nil {
-		return 0, err
+		return x, err
 	}
-	if err := v.waitLine("vs p:r:256M done"); err != nil {
-		return 0, err
+	x.rssExtraMiB = rssBeyondGuest(v.cmd.Process.Pid, 128)
+	if _, err := v.waitLine("vs p:r:256M done"); err != nil {
+		return x, err
 	}
-	return transferSize / (1 << 20) / time.Since(start).Seconds(), nil
+	x.mibps = transferSize / (1 << 20) / time.Since(start).Seconds()
+	line, err := v.waitLine("vs done cycles=")
+	if err != nil {
+		return x, err
+	}
+	stats := v.close()
+	v = nil
+	x.finish(line, stats)
+	return x, nil
 }
 
 // echoLatency times 1-byte round trips through the guest's echo job.
@@ -164,15 +258,31 @@ func echoLatency(name, vmm, guest string, rounds int) ([]time.Duration, error) {
 	return rtts[rounds/10:], nil // the first tenth warms up
 }
 
-// serialTable runs the serial rows for both peers, interleaved.
+// serialTable runs the serial rows for both peers and the host limit,
+// interleaved.
 func serialTable(vmm, guest string, runs int) (string, error) {
 	data := soak.Pattern(0, transferSize)
-	g2h := map[string][]float64{}
-	h2g := map[string][]float64{}
+	g2h := map[string][]xfer{}
+	h2g := map[string][]xfer{}
 	lat := map[string][]time.Duration{}
 	agg := map[string][]float64{}
 	fair := map[string][]float64{}
 	for i := 0; i < runs; i++ {
+		x, err := limitGuestToHost()
+		if err != nil {
+			return "", fmt.Errorf("host limit guest→host: %w", err)
+		}
+		g2h["limit"] = append(g2h["limit"], xfer{mibps: x})
+		if x, err = limitHostToGuest(data); err != nil {
+			return "", fmt.Errorf("host limit host→guest: %w", err)
+		}
+		h2g["limit"] = append(h2g["limit"], xfer{mibps: x})
+		a, f, err := limitMultiPort()
+		if err != nil {
+			return "", fmt.Errorf("host limit 8 ports: %w", err)
+		}
+		agg["limit"] = append(agg["limit"], a)
+		fair["limit"] = append(fair["limit"], f)
 		for _, name := range []string{"vmm-pci", "qemu-pci"} {
 			x, err := guestToHost(name, vmm, guest)
 			if err != nil {
@@ -208,18 +318,45 @@ func serialTable(vmm, guest string, runs int) (string, error) {
 		}
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "virtio-serial over a unix socket, test guest, %d runs each, median (min–max); virtio-mmio unless named (QEMU: microvm; PCI rows: q35)\n", runs)
-	fmt.Fprintf(&b, "%-34s %-26s %-26s %s\n", "metric", "vmm", "qemu", "vmm/qemu")
-	row := func(name, unit string, v, q stat) {
-		cell := func(s stat) string { return fmt.Sprintf("%.1f %s (%.1f–%.1f)", s.med, unit, s.lo, s.hi) }
-		fmt.Fprintf(&b, "%-34s %-26s %-26s %.2f×\n", name, cell(v), cell(q), v.med/q.med)
+	fmt.Fprintf(&b, "virtio-serial over a unix socket, test guest, %d runs each, median (min–max); virtio-mmio unless named (QEMU: microvm; PCI rows: q35);\n", runs)
+	fmt.Fprintf(&b, "host limit: the same transfer between two host processes over a unix socket (writer in 32 KiB writes, reader checking into 512 KiB)\n")
+	fmt.Fprintf(&b, "%-44s %-26s %-26s %-26s %-9s %s\n", "metric", "vmm", "qemu", "host limit", "vmm/qemu", "vmm/limit")
+	cell := func(s stat, unit string) string {
+		if s.med < 0 {
+			return "n/a"
+		}
+		return fmt.Sprintf("%.1f %s (%.1f–%.1f)", s.med, unit, s.lo, s.hi)
 	}
-	row("guest→host 256 MiB", "MiB/s", summarize(g2h["vmm"]), summarize(g2h["qemu"]))
-	row("host→guest 256 MiB", "MiB/s", summarize(h2g["vmm"]), summarize(h2g["qemu"]))
-	row("virtio-pci guest→host 256 MiB", "MiB/s", summarize(g2h["vmm-pci"]), summarize(g2h["qemu-pci"]))
-	row("virtio-pci host→guest 256 MiB", "MiB/s", summarize(h2g["vmm-pci"]), summarize(h2g["qemu-pci"]))
-	row("8 ports guest→host, aggregate", "MiB/s", summarize(agg["vmm"]), summarize(agg["qemu"]))
-	row("8 ports fairness (max/min port)", "", summarize(fair["vmm"]), summarize(fair["qemu"]))
+	ratio := func(a, b stat) string {
+		if a.med < 0 || b.med <= 0 {
+			return "—"
+		}
+		return fmt.Sprintf("%.2f×", a.med/b.med)
+	}
+	row := func(name, unit string, v, q, l stat, hasLimit bool) {
+		lc, lr := "—", "—"
+		if hasLimit {
+			lc, lr = cell(l, unit), ratio(v, l)
+		}
+		fmt.Fprintf(&b, "%-44s %-26s %-26s %-26s %-9s %s\n", name, cell(v, unit), cell(q, unit), lc, ratio(v, q), lr)
+	}
+	get := func(xs []xfer, f func(xfer) float64) stat {
+		var v []float64
+		for _, x := range xs {
+			v = append(v, f(x))
+		}
+		if len(v) == 0 {
+			return stat{-1, -1, -1}
+		}
+		return summarize(v)
+	}
+	rate := func(x xfer) float64 { return x.mibps }
+	row("guest→host 256 MiB", "MiB/s", get(g2h["vmm"], rate), get(g2h["qemu"], rate), get(g2h["limit"], rate), true)
+	row("host→guest 256 MiB", "MiB/s", get(h2g["vmm"], rate), get(h2g["qemu"], rate), get(h2g["limit"], rate), true)
+	row("virtio-pci guest→host 256 MiB", "MiB/s", get(g2h["vmm-pci"], rate), get(g2h["qemu-pci"], rate), get(g2h["limit"], rate), true)
+	row("virtio-pci host→guest 256 MiB", "MiB/s", get(h2g["vmm-pci"], rate), get(h2g["qemu-pci"], rate), get(h2g["limit"], rate), true)
+	row("8 ports guest→host, aggregate", "MiB/s", summarize(agg["vmm"]), summarize(agg["qemu"]), summarize(agg["limit"]), true)
+	row("8 ports fairness (max/min port)", "", summarize(fair["vmm"]), summarize(fair["qemu"]), summarize(fair["limit"]), true)
 	for _, p := range []struct {
 		name string
 		q    float64
@@ -231,7 +368,23 @@ func serialTable(vmm, guest string, runs int) (string, error) {
 			v := float64(xs[int(p.q*float64(len(xs)-1))]) / 1e3
 			st[i] = stat{v, float64(xs[0]) / 1e3, float64(xs[len(xs)-1]) / 1e3}
 		}
-		row(p.name, "µs", st[0], st[1])
+		row(p.name, "µs", st[0], st[1], stat{}, false)
+	}
+	for _, d := range []struct {
+		dir string
+		xs  map[string][]xfer
+	}{{"guest→host", g2h}, {"host→guest", h2g}} {
+		for _, m := range []struct {
+			what string
+			f    func(xfer) float64
+		}{
+			{"VM exits per MiB (KVM stats)", func(x xfer) float64 { return x.exits }},
+			{"kicks per MiB (guest count)", func(x xfer) float64 { return x.kicks }},
+			{"interrupts per MiB (guest count)", func(x xfer) float64 { return x.irqs }},
+			{"VMM RSS beyond guest RAM, MiB", func(x xfer) float64 { return x.rssExtraMiB }},
+		} {
+			row(d.dir+" "+m.what, "", get(d.xs["vmm"], m.f), get(d.xs["qemu"], m.f), stat{}, false)
+		}
 	}
 	return b.String(), nil
 }

@@ -1,0 +1,204 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"vmm/soak"
+)
+
+// The host limit: the same transfers between two host processes over
+// the same kind of socket (unix stream), in the same run, so every
+// throughput row can say how close the VMM comes to what this host
+// moves without a VM. The peer process plays the guest: it writes the
+// stream in the guest's TX buffer size (32 KiB) generating it as it
+// goes, or reads it into the room the guest posts (128 RX buffers of
+// 4 KiB) and checks every byte.
+
+const (
+	guestTXBuf  = 32 << 10
+	guestRXRoom = 128 * 4096
+)
+
+// hostPeer is the peer process (bench -host-peer): it connects to each
+// of socks and writes or reads size bytes on each, concurrently.
+func hostPeer(mode string, socks []string, size int64) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(socks))
+	for i, s := range socks {
+		c, err := net.Dial("unix", s)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if mode == "w" {
+				buf := make([]byte, guestTXBuf)
+				for off := int64(0); off < size; off += guestTXBuf {
+					b := buf[:min(guestTXBuf, size-off)]
+					soak.Fill(b, off)
+					if _, err := c.Write(b); err != nil {
+						errs[i] = err
+						return
+					}
+				}
+				return
+			}
+			buf := make([]byte, guestRXRoom)
+			for off := int64(0); off < size; {
+				n, err := c.Read(buf[:min(int64(len(buf)), size-off)])
+				if bad := soak.Check(buf[:n], off); bad >= 0 {
+					errs[i] = fmt.Errorf("mismatch at offset %d", off+int64(bad))
+					return
+				}
+				off += int64(n)
+				if err != nil {
+					errs[i] = err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	fmt.Println("host-peer done")
+	return nil
+}
+
+// limitPeer is one run of the peer process with its listeners.
+type limitPeer struct {
+	cmd    *exec.Cmd
+	conns  []net.Conn
+	stdout *bufio.Reader
+	dir    string
+}
+
+func startLimitPeer(mode string, ports int, size int64) (*limitPeer, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "vmm-bench-limit")
+	if err != nil {
+		return nil, err
+	}
+	l := &limitPeer{dir: dir}
+	var socks []string
+	var lns []net.Listener
+	defer func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}()
+	for i := 0; i < ports; i++ {
+		s := filepath.Join(dir, fmt.Sprintf("p%d.sock", i))
+		ln, err := net.Listen("unix", s)
+		if err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+		lns = append(lns, ln)
+		socks = append(socks, s)
+	}
+	l.cmd = exec.Command(self, "-host-peer", mode, "-host-peer-size", fmt.Sprint(size), "-host-peer-socks", strings.Join(socks, ","))
+	out, err := l.cmd.StdoutPipe()
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	l.stdout = bufio.NewReader(out)
+	l.cmd.Stderr = os.Stderr
+	if err := l.cmd.Start(); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	for _, ln := range lns {
+		c, err := ln.Accept()
+		if err != nil {
+			l.close()
+			return nil, err
+		}
+		l.conns = append(l.conns, c)
+	}
+	return l, nil
+}
+
+func (l *limitPeer) close() error {
+	for _, c := range l.conns {
+		c.Close()
+	}
+	io.Copy(io.Discard, l.stdout)
+	err := l.cmd.Wait()
+	os.RemoveAll(l.dir)
+	return err
+}
+
+// limitGuestToHost times transferSize from the peer, first byte to last.
+func limitGuestToHost() (float64, error) {
+	l, err := startLimitPeer("w", 1, transferSize)
+	if err != nil {
+		return 0, err
+	}
+	defer l.close()
+	return readAll(l.conns[0])
+}
+
+// readAll reads transferSize bytes from c, timed from the first byte.
+func readAll(c net.Conn) (float64, error) {
+	buf := make([]byte, 1<<20)
+	n, err := c.Read(buf)
+	if err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	for got := n; got < transferSize; got += n {
+		if n, err = c.Read(buf); err != nil {
+			return 0, err
+		}
+	}
+	return transferSize / (1 << 20) / time.Since(start).Seconds(), nil
+}
+
+// limitHostToGuest times transferSize to the peer, which checks every
+// byte, from the first write to its done line.
+func limitHostToGuest(data []byte) (float64, error) {
+	l, err := startLimitPeer("r", 1, transferSize)
+	if err != nil {
+		return 0, err
+	}
+	defer l.close()
+	start := time.Now()
+	if _, err := l.conns[0].Write(data); err != nil {
+		return 0, err
+	}
+	line, err := l.stdout.ReadString('\n')
+	if !strings.Contains(line, "host-peer done") {
+		return 0, fmt.Errorf("host peer: %q, %v", line, err)
+	}
+	return transferSize / (1 << 20) / time.Since(start).Seconds(), nil
+}
+
+// limitMultiPort is multiPort's transfer between host processes:
+// aggregate MiB/s and max/min of the per-port rates.
+func limitMultiPort() (float64, float64, error) {
+	l, err := startLimitPeer("w", multiPorts, multiSize)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer l.close()
+	return readPorts(l.conns, "host")
+}
