@@ -9,8 +9,9 @@
 #              load: virtio, virtio_console, 9p (and netfs, fscache), kvm,
 #              kvm-amd (and ccp, irqbypass); MODULES lists them
 # and, from linux-image-cloud-amd64, in BUILD_DIR/debian-cloud/:
-#   bzImage, modules/ (the virtio and char driver modules, and the ACPI
-#   button and evdev for the stock userland's acpid), MODULES, BUILTIN
+#   bzImage, modules/ (the virtio and char driver modules, the ACPI
+#   button and evdev for the stock userland's acpid, and pvpanic-mmio),
+#   MODULES, BUILTIN
 # (see fetch_cloud below).
 # Idempotent: fetches nothing whose files are already there.
 set -eu
@@ -91,8 +92,10 @@ fi
 # CLOUD_EXTRA are the cloud kernel's modules outside drivers/virtio and
 # drivers/char that the stock userland loads: the ACPI power button
 # (PNP0C0C, which vmm's GED notifies on QMP system_powerdown) and evdev,
-# through which busybox acpid reads its KEY_POWER.
-CLOUD_EXTRA="drivers/acpi/button drivers/input/evdev"
+# through which busybox acpid reads its KEY_POWER; and pvpanic-mmio, which
+# (with pvpanic, its core) binds vmm's pvpanic port (QEMU0001 in the DSDT)
+# and reports a panic.
+CLOUD_EXTRA="drivers/acpi/button drivers/input/evdev drivers/misc/pvpanic/pvpanic drivers/misc/pvpanic/pvpanic-mmio"
 
 # cloud_extra KDIR copies CLOUD_EXTRA's modules from the unpacked
 # KDIR (lib/modules/VERSION) into BUILD_DIR/debian-cloud/modules, or
@@ -103,7 +106,7 @@ cloud_extra() {
 			[ -e "$f" ] && cp "$f" "$cloud/modules/"
 		done
 	done
-	grep -E '/(button|evdev)\.ko' "$1/modules.builtin" >>"$cloud/BUILTIN" 2>/dev/null || true
+	grep -E '/(button|evdev|pvpanic|pvpanic-mmio)\.ko' "$1/modules.builtin" >>"$cloud/BUILTIN" 2>/dev/null || true
 }
 
 # cloud_add_extra adds CLOUD_EXTRA to a BUILD_DIR/debian-cloud made
@@ -137,7 +140,7 @@ cloud_add_extra() {
 #               (drivers built in)
 fetch_cloud() {
 	if [ -s "$cloud/bzImage" ] && [ -s "$cloud/MODULES" ]; then
-		if ! grep -qsE '^button\.ko|/button\.ko' "$cloud/MODULES" "$cloud/BUILTIN" && [ -s "$cloud/PACKAGE" ]; then
+		if ! grep -qsE '^pvpanic\.ko|/pvpanic\.ko' "$cloud/MODULES" "$cloud/BUILTIN" && [ -s "$cloud/PACKAGE" ]; then
 			cloud_add_extra
 		fi
 		return 0

@@ -38,7 +38,7 @@ mkdir -p "$out" "$dl"
 # the ACPI button driver (the power button acpid listens to, pressed by
 # QMP system_powerdown); "?" = optional (a kernel directory fetched
 # before they were kept has no button or evdev).
-MODULES="virtio_ring,virtio,virtio_pci_modern_dev,virtio_pci_legacy_dev?,virtio_pci,virtio_mmio,virtio_console,evdev?,button?"
+MODULES="virtio_ring,virtio,virtio_pci_modern_dev,virtio_pci_legacy_dev?,virtio_pci,virtio_mmio,virtio_console,evdev?,button?,pvpanic?,pvpanic-mmio?"
 
 sudo=""
 if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then
@@ -123,11 +123,11 @@ generic_modules() {
 	mkdir -p "$g/x" "$g/modules"
 	dpkg-deb --fsys-tarfile "$deb" |
 		tar -x -C "$g/x" --wildcards '*/kernel/drivers/virtio/*' '*/kernel/drivers/char/*' \
-			'*/kernel/drivers/acpi/*' '*/kernel/drivers/input/*' '*/modules.builtin'
+			'*/kernel/drivers/acpi/*' '*/kernel/drivers/input/*' '*/kernel/drivers/misc/pvpanic/*' '*/modules.builtin'
 	find "$g/x" -path '*/kernel/drivers/virtio/*.ko*' -exec cp {} "$g/modules/" \;
 	find "$g/x" -path '*/kernel/drivers/char/*' -name 'virtio_console.ko*' -exec cp {} "$g/modules/" \;
-	find "$g/x" \( -path '*/kernel/drivers/acpi/button.ko*' -o -path '*/kernel/drivers/input/evdev.ko*' \) -exec cp {} "$g/modules/" \;
-	find "$g/x" -name modules.builtin -exec grep -E 'virtio|/button\.ko|/evdev\.ko' {} + >"$g/BUILTIN" || true
+	find "$g/x" \( -path '*/kernel/drivers/acpi/button.ko*' -o -path '*/kernel/drivers/input/evdev.ko*' -o -path '*/kernel/drivers/misc/pvpanic/pvpanic*.ko*' \) -exec cp {} "$g/modules/" \;
+	find "$g/x" -name modules.builtin -exec grep -E 'virtio|/button\.ko|/evdev\.ko|/pvpanic(-mmio)?\.ko' {} + >"$g/BUILTIN" || true
 	basename "$deb" >"$g/PACKAGE"
 	rm -rf "$g/x" "$dl/generic-kernel"
 	(cd "$g/modules" && ls) >"$g/MODULES"
