@@ -121,9 +121,6 @@ func New(cfg Config) (_ *Machine, err error) {
 	if m.vm, err = m.sys.CreateVM(); err != nil {
 		return nil, err
 	}
-	if err = m.setupPlatform(); err != nil {
-		return nil, err
-	}
 	if cfg.Restore != nil {
 		if err = m.checkRestore(); err != nil {
 			return nil, err
@@ -142,6 +139,12 @@ func New(cfg Config) (_ *Machine, err error) {
 		}); err != nil {
 			return nil, err
 		}
+	}
+	// The platform after the RAM slots: a memslot change once the
+	// irqchip and PIT exist waits for KVM's SRCU readers (4–10 ms here,
+	// 0.2 ms before).
+	if err = m.setupPlatform(); err != nil {
+		return nil, err
 	}
 	cmdline, err := m.addVirtioMMIO(cfg.Cmdline)
 	if err != nil {

@@ -10,6 +10,10 @@ import (
 )
 
 func main() {
+	if len(os.Args) == 2 && os.Args[1] == reaperArg {
+		reap()
+		return
+	}
 	setupLogging()
 	os.Exit(run(os.Args[1:]))
 }

@@ -154,6 +154,9 @@ func boot(o *options) (int, error) {
 	}
 	warnEmulatingHost(kernel)
 	defer m.Close()
+	// Deferred calls run last first: the reaper takes the VM before
+	// m.Close drops vmm's reference.
+	defer startReaper(m)
 	go func() {
 		if err := <-loopErr; err != nil {
 			m.Stop("event loop failed: " + err.Error())
