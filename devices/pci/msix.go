@@ -2,8 +2,9 @@ package pci
 
 import (
 	"encoding/binary"
-	"log/slog"
 	"sync"
+
+	"vmm/devices/guestlog"
 )
 
 // MSI-X capability (PCI Local Bus 3.0 §6.8.2).
@@ -41,6 +42,7 @@ type msixEntry struct {
 // goroutine; vCPUs program the table.
 type MSIX struct {
 	sink MSIXSink
+	log  guestlog.Limiter // a refused route, which the guest can write again and again
 
 	mu sync.Mutex
 	// Vector and function state; guarded by mu.
@@ -132,7 +134,7 @@ func (m *MSIX) route(v int) bool {
 		return true
 	}
 	if err := m.sink.Route(v, e.addr, e.data); err != nil {
-		slog.Warn("pci: MSI-X route failed", "vector", v, "err", err)
+		m.log.Warn("pci: MSI-X route failed", "vector", v, "err", err)
 		return false
 	}
 	e.routed, e.rAddr, e.rData = true, e.addr, e.data

@@ -4,7 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"log/slog"
+
+	"vmm/devices/guestlog"
 )
 
 // Ring flags (virtio 1.2 §2.7.7, §2.7.10).
@@ -32,6 +33,9 @@ type QueueConfig struct {
 	descAddr, availAddr, usedAddr uint64
 	ready                         bool
 	ring                          *Queue // the last Activate's ring
+	// log outlives the rings: a driver that breaks every ring it is
+	// given, reset after reset, gets a line per guestlog.Interval.
+	log *guestlog.Limiter
 }
 
 // Queue is an active split virtqueue (virtio 1.2 §2.7) in guest memory:
@@ -54,12 +58,13 @@ type Queue struct {
 	stopped            bool   // the transport reset the queue
 	free               []*Chain
 	broken             error
+	log                *guestlog.Limiter // its configuration's
 }
 
 // NewQueueConfig returns the configuration of queue index with room for
 // maxSize descriptors.
 func NewQueueConfig(index int, maxSize uint16) *QueueConfig {
-	return &QueueConfig{index: index, maxSize: maxSize, size: maxSize}
+	return &QueueConfig{index: index, maxSize: maxSize, size: maxSize, log: new(guestlog.Limiter)}
 }
 
 // Index is the queue's number within its device.
@@ -122,7 +127,7 @@ func (q *QueueConfig) Activate(mem Memory, features uint64) (*Queue, error) {
 		return nil, fmt.Errorf("queue %d: %w", q.index, err)
 	}
 	q.stopRing()
-	q.ring = &Queue{index: q.index, size: q.size, mem: mem, desc: desc, avail: avail, used: used,
+	q.ring = &Queue{index: q.index, size: q.size, mem: mem, desc: desc, avail: avail, used: used, log: q.log,
 		eventIdx: features&FeatureRingEventIdx != 0, indirect: features&FeatureRingIndirectDesc != 0, notify: true}
 	return q.ring, nil
 }
@@ -163,12 +168,13 @@ func ringArea(mem Memory, what string, addr, n, align uint64) ([]byte, error) {
 	return b, nil
 }
 
-// fail marks the queue broken (logging the first reason) and returns the
+// fail marks the queue broken (logging the first reason, rate-limited:
+// a reset makes a new queue the guest can break again) and returns the
 // error every later call gets.
 func (q *Queue) fail(reason error) error {
 	if q.broken == nil {
 		q.broken = fmt.Errorf("queue %d: %w: %w", q.index, ErrBroken, reason)
-		slog.Error("virtio queue broken", "queue", q.index, "reason", reason)
+		q.log.Error("virtio queue broken", "queue", q.index, "reason", reason)
 	}
 	return q.broken
 }

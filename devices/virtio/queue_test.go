@@ -627,3 +627,28 @@ func TestLoadStore16(t *testing.T) {
 		}
 	}
 }
+
+// TestBrokenRingsLogOnce: a driver that breaks its ring, resets the
+// queue and breaks the new ring, a thousand times, gets one log line
+// (the ring is new each time; the configuration's log is not). Each new
+// ring still reports its own break.
+func TestBrokenRingsLogOnce(t *testing.T) {
+	log := captureLog(t)
+	d := newDriver(t, 8, 0, nil)
+	for i := range 1000 {
+		d.offer(8) // head out of range
+		if _, err := d.q.Pop(); !errors.Is(err, ErrBroken) {
+			t.Fatalf("round %d: Pop() = %v; want an ErrBroken", i, err)
+		}
+		d.cfg.Reset()
+		clear(d.mem[tAvail : tAvail+4])
+		d.availIdx = 0
+		d.activate()
+	}
+	if l := logLines(log); len(l) != 1 || !strings.Contains(l[0], "head 8 out of range") || !strings.Contains(l[0], "occurrences=1") {
+		t.Errorf("log after 1000 broken rings = %q; want one line (the first)", l)
+	}
+	if n := d.cfg.log.Counts()["virtio queue broken"]; n != 1000 {
+		t.Errorf("broken rings counted = %d; want 1000", n)
+	}
+}

@@ -2,7 +2,8 @@ package virtio
 
 import (
 	"fmt"
-	"log/slog"
+
+	"vmm/devices/guestlog"
 )
 
 // transportInterrupt is what the status machine needs from a
@@ -24,6 +25,7 @@ type transport struct {
 	notify  []int // eventfd per queue
 	queues  []*QueueConfig
 	intr    transportInterrupt
+	log     guestlog.Limiter // what the driver can cause after every reset
 
 	status         uint32
 	devFeaturesSel uint32
@@ -44,7 +46,7 @@ func (t *transport) setStatus(v uint32) {
 	v = v&^statusNeedsReset | old
 	if v&statusFeaturesOK != 0 && old&statusFeaturesOK == 0 {
 		if err := t.checkFeatures(); err != nil {
-			slog.Warn("virtio: features refused", "transport", t.name, "err", err)
+			t.log.Warn("virtio: features refused", "transport", t.name, "err", err)
 			v &^= statusFeaturesOK
 		}
 	}
@@ -104,7 +106,7 @@ func (t *transport) activate() error {
 // needsReset reports a failure the driver must reset the device for;
 // mu must be held.
 func (t *transport) needsReset(err error) {
-	slog.Error("virtio: device needs reset", "transport", t.name, "err", err)
+	t.log.Error("virtio: device needs reset", "transport", t.name, "err", err)
 	t.status |= statusNeedsReset
 	t.intr.ConfigChanged()
 }
