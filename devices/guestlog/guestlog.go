@@ -24,6 +24,9 @@ const Interval = 10 * time.Second
 type Limiter struct {
 	// Now is time.Now unless a test sets it before first use.
 	Now func() time.Time
+	// Prefix starts every line's message (e.g. "virtio-serial: "); the
+	// counts are keyed by the cause alone.
+	Prefix string
 
 	mu     sync.Mutex
 	counts map[string]uint64    // guarded by mu
@@ -55,7 +58,7 @@ func (l *Limiter) Log(level slog.Level, cause string, args ...any) {
 	}
 	l.mu.Unlock()
 	if !quiet {
-		slog.Log(nil, level, cause, append(args, "occurrences", n)...)
+		slog.Log(nil, level, l.Prefix+cause, append(args, "occurrences", n)...)
 	}
 }
 

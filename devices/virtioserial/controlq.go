@@ -31,7 +31,7 @@ func (d *Device) sendControl(m controlMsg) {
 	if len(d.ctrlPending) >= maxPendingControl {
 		d.ctrlDropped++
 		if d.ctrlDropped == 1 {
-			d.guestLog.warn("guest posts no control buffers; dropping control messages", "msg", m.String())
+			d.guestLog.Warn("guest posts no control buffers; dropping control messages", "msg", m.String())
 		}
 		return
 	}
@@ -60,7 +60,7 @@ func (d *Device) flushControl() {
 		w := virtio.NewWriter(c)
 		n, _ := w.Write(b)
 		if n < len(b) {
-			d.guestLog.warn("control buffer too small; message truncated",
+			d.guestLog.Warn("control buffer too small; message truncated",
 				"msg", d.ctrlPending[0].String(), "have", n, "need", len(b))
 		}
 		if err := q.PushUsed(c, uint32(n)); err != nil {
@@ -101,7 +101,7 @@ func (d *Device) readControl() {
 		}
 		done = true
 		if derr != nil {
-			d.guestLog.warn("bad control message from the guest", "err", derr)
+			d.guestLog.Warn("bad control message from the guest", "err", derr)
 			continue
 		}
 		d.handleControl(m)
@@ -118,7 +118,7 @@ func (d *Device) handleControl(m controlMsg) {
 	switch m.event {
 	case eventDeviceReady:
 		if m.value != 1 {
-			d.guestLog.warn("guest driver failed to initialise", "value", m.value)
+			d.guestLog.Warn("guest driver failed to initialise", "value", m.value)
 			return
 		}
 		d.driverReady = true
@@ -128,11 +128,11 @@ func (d *Device) handleControl(m controlMsg) {
 	case eventPortReady:
 		p := d.ports[m.id]
 		if p == nil {
-			d.guestLog.warn("PORT_READY for an unknown port", "port", m.id)
+			d.guestLog.Warn("PORT_READY for an unknown port", "port", m.id)
 			return
 		}
 		if m.value != 1 {
-			d.guestLog.warn("guest could not add port", "port", m.id)
+			d.guestLog.Warn("guest could not add port", "port", m.id)
 			return
 		}
 		p.ready = true
@@ -149,7 +149,7 @@ func (d *Device) handleControl(m controlMsg) {
 	case eventPortOpen:
 		p := d.ports[m.id]
 		if p == nil {
-			d.guestLog.warn("PORT_OPEN for an unknown port", "port", m.id)
+			d.guestLog.Warn("PORT_OPEN for an unknown port", "port", m.id)
 			return
 		}
 		p.setGuestOpen(m.value != 0)

@@ -42,6 +42,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"vmm/chardev"
+	"vmm/devices/guestlog"
 	"vmm/devices/virtio"
 )
 
@@ -113,9 +114,9 @@ type Device struct {
 	ctrlPending []controlMsg
 	signal      map[int]bool // queues to interrupt for once mu is released
 	ctrlDropped uint64
-	driverReady bool     // the guest sent DEVICE_READY: ports added now get PORT_ADD
-	frozen      bool     // a snapshot is being taken: no queue is used (state.go)
-	guestLog    guestLog // rate-limited, counted guest-triggered warnings
+	driverReady bool              // the guest sent DEVICE_READY: ports added now get PORT_ADD
+	frozen      bool              // a snapshot is being taken: no queue is used (state.go)
+	guestLog    *guestlog.Limiter // rate-limited, counted guest-triggered warnings
 }
 
 // New validates the configuration and builds the device. Backends are
@@ -128,7 +129,7 @@ func New(cfg Config) (*Device, error) {
 		return nil, fmt.Errorf("virtio-serial: %d ports configured but max_ports=%d", len(cfg.Ports), cfg.MaxPorts)
 	}
 	d := &Device{loop: cfg.Loop, maxPorts: cfg.MaxPorts, onGuestOpen: cfg.OnGuestOpen,
-		ports: map[uint32]*Port{}, signal: map[int]bool{}}
+		ports: map[uint32]*Port{}, signal: map[int]bool{}, guestLog: newGuestLog()}
 	names := map[string]bool{}
 	// Explicit numbers first, so automatic ones fill around them.
 	order := make([]int, 0, len(cfg.Ports))
