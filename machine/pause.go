@@ -46,6 +46,9 @@ func (m *Machine) Pause() bool {
 // Resume lets the vCPUs run again. It reports false if the VM was not
 // paused.
 func (m *Machine) Resume() bool {
+	// Devices a snapshot left frozen (Snapshot) move data again, before
+	// the guest runs.
+	m.Thaw()
 	p := &m.pause
 	p.mu.Lock()
 	defer p.mu.Unlock()

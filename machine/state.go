@@ -105,22 +105,39 @@ func (m *Machine) transports() []namedTransport {
 	return out
 }
 
-// Thaw lets the virtio devices SaveState froze move data again; call it
-// once the snapshot is written (or abandoned).
+// Thaw lets the virtio devices SaveState froze move data again; Resume
+// calls it, and Snapshot when the save failed.
 func (m *Machine) Thaw() {
 	for _, t := range m.transports() {
 		t.dev.Thaw()
 	}
 }
 
-// Snapshot saves the paused VM to path: SaveState, WriteSnapshot, Thaw.
-// It returns the file's size.
-func (m *Machine) Snapshot(path, vmmVersion, machine string) (int64, error) {
+// runStateDevice is the snapshot entry that records whether the VM was
+// running when the save was asked for (a restore resumes it then).
+const runStateDevice = "run-state"
+
+// Snapshot saves the paused VM to path (SaveState, WriteSnapshot) and
+// returns the file's size. running records whether the VM ran before it
+// was paused for the save. The devices stay frozen until Resume, as a
+// QEMU source stays after a migration: what they hold (a port's TX
+// data) is in the file and goes to a peer only from the restored VM,
+// not also from this one. A failed save thaws them at once.
+func (m *Machine) Snapshot(path, vmmVersion, machine string, running bool) (_ int64, err error) {
 	st, err := m.SaveState(machine)
 	if err != nil {
 		return 0, err
 	}
-	defer m.Thaw()
+	defer func() {
+		if err != nil {
+			m.Thaw()
+		}
+	}()
+	var rs byte
+	if running {
+		rs = 1
+	}
+	st.Devices = append(st.Devices, snapshot.Device{Name: runStateDevice, Data: []byte{rs}})
 	if err := m.WriteSnapshot(path, vmmVersion, st); err != nil {
 		return 0, err
 	}
@@ -380,6 +397,7 @@ func (m *Machine) restoreVM() error {
 	for _, t := range ts {
 		want[t.name] = true
 	}
+	want[runStateDevice] = true
 	for _, d := range m.cfg.Restore.State.Devices {
 		if !want[d.Name] {
 			return fmt.Errorf("snapshot %s: the snapshot has a device %s this command line does not", m.cfg.Restore.Path(), d.Name)
@@ -518,4 +536,15 @@ func (v *vcpu) runCall() {
 	p.mu.Lock()
 	v.call = nil
 	p.cond.Broadcast()
+}
+
+// SavedRunning reports whether the VM in f was running when it was
+// saved (false for a VM saved paused, or a file without the record).
+func SavedRunning(f *snapshot.File) bool {
+	for _, d := range f.State.Devices {
+		if d.Name == runStateDevice {
+			return len(d.Data) == 1 && d.Data[0] == 1
+		}
+	}
+	return false
 }

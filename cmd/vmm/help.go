@@ -59,6 +59,11 @@ Options:
                         a QMP monitor (QEMU's JSON control protocol) listening there
   -mon chardev=ID,mode=control
                         a QMP monitor on a -chardev socket (libvirt's form)
+  -incoming file:PATH   restore the VM saved there by QMP migrate {"uri": "file:PATH"}
+                        (the same -m, -smp, -M, -cpu and -device options; chardevs
+                        are made again from this command line; -kernel not needed).
+                        It resumes running if it was saved running, else paused
+  -S                    start paused: the vCPUs wait for QMP cont (needs -qmp or -mon)
   -nodefaults           no default COM1 backend
   -nographic, -display none, -vga none, -no-reboot, -no-user-config, -enable-kvm
                         accepted as QEMU takes them: vmm has no display, and a
@@ -91,11 +96,13 @@ Exit status:
   1       the guest panicked (pvpanic; -action panic=exit-failure) or crashed
           (a triple fault with its IDT in place), the VM died
           (KVM_EXIT_INTERNAL_ERROR and the like), or a file or host resource
-          failed (kernel, initrd, socket, memory); one line on stderr says which
+          failed (kernel, initrd, socket, memory), or -incoming's snapshot was
+          refused (another format version, -m, -smp, machine or device set, a
+          truncated or corrupt file); one line on stderr says which
   2       a bad option or property; one line on stderr says which
   128+N   vmm was ended by signal N (130: SIGINT, 143: SIGTERM)
 
-Refused, with a line saying so: -daemonize, -S, -snapshot, displays, other
+Refused, with a line saying so: -daemonize, -snapshot, displays, other
 accelerators, a second -serial, telnet/udp/vc/host-device backends, -smp with
 more than one socket or thread, CPU and memory hotplug.
 

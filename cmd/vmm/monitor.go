@@ -39,6 +39,9 @@ type monitor struct {
 	stop  func(reason string)
 	// endedCh is closed once SHUTDOWN has been emitted.
 	endedCh chan struct{}
+	// identity is what a snapshot of this VM must match (migrate.go).
+	identity string
+	mig      migration // the last migrate, for query-migrate
 
 	mu sync.Mutex
 	// The fields below are guarded by mu (a leaf: OnGuestOpen takes it
@@ -129,6 +132,7 @@ func (mon *monitor) start(m *machine.Machine, loop *chardev.Loop, cfgs []serialB
 		}
 	}
 	mon.register()
+	mon.registerMigrate()
 
 	// Listeners first (a -mon claims its chardev), then the chardevs no
 	// device uses are opened, as QEMU opens them all, and only then do

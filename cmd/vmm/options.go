@@ -28,6 +28,8 @@ type options struct {
 	pidfile        string
 	noDefaults     bool   // -nodefaults: no COM1 backend unless -serial gives one
 	panicAction    string // -action panic=: exit-failure (default), shutdown, pause or none
+	incoming       string // -incoming file:PATH: the snapshot to restore (migrate.go)
+	startPaused    bool   // -S: the vCPUs wait for QMP cont
 }
 
 // parseOptions reads QEMU-style options: `-name value`, `--name value`
@@ -48,7 +50,7 @@ func parseOptions(args []string) (*options, error) {
 		takesValue := map[string]bool{"kernel": true, "initrd": true, "append": true,
 			"m": true, "smp": true, "cpu": true, "serial": true, "chardev": true, "device": true,
 			"machine": true, "M": true, "accel": true, "display": true, "vga": true, "name": true,
-			"pidfile": true, "action": true, "qmp": true, "mon": true}
+			"pidfile": true, "action": true, "qmp": true, "mon": true, "incoming": true}
 		if !takesValue[name] {
 			switch name {
 			case "nographic", "enable-kvm", "no-reboot", "no-user-config":
@@ -58,9 +60,12 @@ func parseOptions(args []string) (*options, error) {
 			case "nodefaults":
 				o.noDefaults = true
 				continue
+			case "S":
+				o.startPaused = true
+				continue
 			case "daemonize":
 				return nil, fmt.Errorf("-daemonize is not supported: vmm stays in the foreground (run it under a service manager, or detach it with setsid -f vmm run … </dev/null >LOG 2>&1 -pidfile FILE)")
-			case "no-shutdown", "S", "snapshot", "no-acpi", "no-hpet", "usb", "full-screen", "s", "singlestep":
+			case "no-shutdown", "snapshot", "no-acpi", "no-hpet", "usb", "full-screen", "s", "singlestep":
 				return nil, fmt.Errorf("%s is not supported by vmm (vmm run --help lists what is)", a)
 			}
 			return nil, fmt.Errorf("unknown option %q (vmm run --help lists the options)", a)
@@ -121,13 +126,15 @@ func parseOptions(args []string) (*options, error) {
 			err = o.addMonitor(name, value)
 		case "action":
 			o.panicAction, err = parseAction(value)
+		case "incoming":
+			o.incoming, err = parseIncoming(value)
 		}
 		if err != nil {
 			return nil, err
 		}
 	}
-	if o.kernel == "" {
-		return nil, fmt.Errorf("no kernel: -kernel FILE is required")
+	if o.kernel == "" && o.incoming == "" {
+		return nil, fmt.Errorf("no kernel: -kernel FILE is required (or -incoming file:PATH to restore a snapshot)")
 	}
 	if err := o.resolveSerial(); err != nil {
 		return nil, err

@@ -279,7 +279,7 @@ func TestRefusedOptions(t *testing.T) {
 		want string
 	}{
 		{[]string{"-daemonize"}, "-daemonize is not supported: vmm stays in the foreground"},
-		{[]string{"-S"}, "-S is not supported"},
+		{[]string{"-incoming", "tcp:0:4444"}, "-incoming tcp:0:4444: only file:PATH is supported"},
 		{[]string{"-snapshot"}, "-snapshot is not supported"},
 		{[]string{"-display", "gtk"}, "-display gtk: vmm has no display"},
 		{[]string{"-vga", "std"}, "-vga std: vmm has no display"},

@@ -17,6 +17,7 @@ import (
 	"vmm/devices/virtio"
 	"vmm/devices/virtioserial"
 	"vmm/machine"
+	"vmm/snapshot"
 )
 
 // runVM is `vmm run`: it returns the process exit status.
@@ -56,21 +57,45 @@ func runVM(args []string) int {
 }
 
 func boot(o *options) (int, error) {
-	kernel, err := os.ReadFile(o.kernel)
-	if err != nil {
-		return 0, fmt.Errorf("-kernel: %w", err)
-	}
-	var initrd []byte
-	if o.initrd != "" {
-		if initrd, err = os.ReadFile(o.initrd); err != nil {
-			return 0, fmt.Errorf("-initrd: %w", err)
+	var kernel, initrd []byte
+	var err error
+	if o.incoming == "" { // a restored VM's kernel is in its RAM
+		if kernel, err = os.ReadFile(o.kernel); err != nil {
+			return 0, fmt.Errorf("-kernel: %w", err)
+		}
+		if o.initrd != "" {
+			if initrd, err = os.ReadFile(o.initrd); err != nil {
+				return 0, fmt.Errorf("-initrd: %w", err)
+			}
 		}
 	}
 	serialCfgs, err := o.devices.build()
 	if err != nil {
 		return 0, badOption(err)
 	}
+	identity := machineIdentity(o, serialCfgs)
+	var restore *snapshot.File
+	startPaused := o.startPaused
+	if o.incoming != "" {
+		// Checked before anything is started: a refused file leaves
+		// nothing behind.
+		if restore, err = openIncoming(o, serialCfgs); err != nil {
+			return 0, err
+		}
+		defer restore.Close()
+		startPaused = restoredPaused(o, restore)
+	}
+	if startPaused && len(o.monitors) == 0 {
+		why := "-S"
+		if !o.startPaused {
+			why = "the snapshot was saved paused"
+		}
+		return 0, badOption(fmt.Errorf("the VM would start paused (%s) with no QMP monitor to resume it: add -qmp unix:PATH,server=on,wait=off and send cont", why))
+	}
 	mon := newMonitor(o, serialCfgs) // nil without -qmp or -mon
+	if mon != nil {
+		mon.identity = identity
+	}
 	if err := checkHost(o); err != nil {
 		return 0, err
 	}
@@ -148,6 +173,7 @@ func boot(o *options) (int, error) {
 		Cmdline: o.cmdline, CPUFeatures: o.cpu, SerialOut: serialOut,
 		VirtioMMIO: mmioDevs, VirtioPCI: pciDevs, NoACPI: !o.acpi, NoPCI: o.microvm,
 		Panicked: onGuestPanic(o.panicAction, &m),
+		Restore:  restore, StartPaused: startPaused,
 	})
 	if err != nil {
 		return 0, explainFit(err, o, len(kernel), len(initrd))

@@ -66,14 +66,19 @@ func (d *Device) SaveState(rings func()) ([]byte, error) {
 
 // Thaw implements virtio.Stateful: the device moves data again,
 // starting with whatever the guest and the host did while it was frozen.
+// It posts the work to the event loop and does not wait, so that it may
+// be called from anywhere, the loop included.
 func (d *Device) Thaw() {
-	_ = d.onLoop(func() {
+	thaw := func() {
 		if !d.frozen {
 			return
 		}
 		d.frozen = false
 		d.kickAll()
-	})
+	}
+	if d.loop == nil || !d.loop.Post(func() { d.locked(thaw) }) {
+		d.locked(thaw)
+	}
 }
 
 // kickAll looks at every queue, as if each had been kicked. Caller
