@@ -1,0 +1,261 @@
+package tests
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// snapshotPorts are the port options of the continuity test, with the
+// sockets in dir (a restore may use other paths: chardevs are re-made
+// from its command line).
+func snapshotPorts(dir string, extra ...string) []string {
+	args := []string{"-m", "256M", "-device", "virtio-serial-device,max_ports=4"}
+	for _, n := range []string{"out", "in"} {
+		args = append(args, "-chardev", fmt.Sprintf("socket,id=%s,path=%s,server=on,wait=off", n, filepath.Join(dir, n+".sock")),
+			"-device", "virtserialport,chardev="+n+",name="+n)
+	}
+	return append(args, extra...)
+}
+
+// drainTo reads c to its end (the peer gone), checking the pattern from
+// off on, and returns how many bytes it read.
+func drainTo(t *testing.T, c net.Conn, off int64) int64 {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	buf := make([]byte, 256<<10)
+	var got int64
+	for {
+		k, err := c.Read(buf)
+		if k > 0 {
+			if err := receive(bytes.NewReader(buf[:k]), off+got, int64(k)); err != nil {
+				t.Fatalf("old peer: %v", err)
+			}
+			got += int64(k)
+		}
+		if err == io.EOF {
+			return got
+		}
+		if err != nil {
+			t.Fatalf("old peer after %d bytes: %v", got, err)
+		}
+	}
+}
+
+// TestSnapshotPortContinuity: byte-exact continuity of virtio-serial
+// ports across a snapshot. The test guest writes a 16 MiB stream to
+// port "out" and reads an 8 MiB one from port "in". The host reader of
+// "out" stops after 2 MiB, so the guest's writes are held (the chain
+// and its offset in the device, the rest in the guest's queue); the
+// host has written 1 MiB to "in", all consumed. QMP migrate saves the
+// running VM to a file (MIGRATION setup, active, completed; STOP; the
+// VM stays paused), that vmm is killed, and the old "out" peer reads
+// what its socket still held. A new vmm restores the file with
+// -incoming (new socket paths) and runs (saved running): a new "out"
+// reader gets the stream from exactly the next byte, a new "in" writer
+// sends from 1 MiB on, and the guest checks every byte and exits 0.
+// Then: -S keeps a restored VM paused; mismatches and a corrupt or
+// truncated file are refused with one line and status 1.
+func TestSnapshotPortContinuity(t *testing.T) {
+	needKVM(t)
+	const outSize, inSize, firstRead, firstSent = 16 << 20, 8 << 20, 2 << 20, 1 << 20
+	dirA, dirB := t.TempDir(), t.TempDir()
+	snap := filepath.Join(t.TempDir(), "vm.snap")
+	guest := fmt.Sprintf("vs-timeout 600; vs out:w:%d in:r:%d; exit 0", outSize, inSize)
+	a := startQMPVM(t, append([]string{"-kernel", guestELF(t), "-append", guest}, snapshotPorts(dirA)...)...)
+	qa := connectQMP(t, a.sock)
+	out := dial(t, filepath.Join(dirA, "out.sock"))
+	defer out.Close()
+	in := dial(t, filepath.Join(dirA, "in.sock"))
+	defer in.Close()
+	if err := receive(out, 0, firstRead); err != nil {
+		t.Fatal(err)
+	}
+	if err := send(in, 0, firstSent); err != nil {
+		t.Fatal(err)
+	}
+	// The guest consumes what was sent; "out" fills its socket and holds.
+	waitUntil(t, 30*time.Second, "the guest to take 1 MiB and hold output", func() bool {
+		var stats []struct {
+			Name      string `json:"name"`
+			BytesIn   int64  `json:"bytes-to-guest"`
+			BytesHeld int64  `json:"bytes-held"`
+		}
+		qa.must("__org.vmm_query-port-stats", nil, &stats)
+		ok := 0
+		for _, s := range stats {
+			if s.Name == "in" && s.BytesIn == firstSent || s.Name == "out" && s.BytesHeld > 0 {
+				ok++
+			}
+		}
+		return ok == 2
+	})
+	var mig map[string]any
+	qa.must("query-migrate", nil, &mig)
+	if len(mig) != 0 {
+		t.Errorf("query-migrate before any migrate = %v; want {}", mig)
+	}
+	if err := qa.run("migrate", map[string]string{"uri": "tcp:localhost:4444"}, nil); err == nil || !strings.Contains(err.Error(), "uri") {
+		t.Errorf("migrate to tcp: = %v; want a GenericError about the uri", err)
+	}
+	start := time.Now()
+	qa.must("migrate", map[string]string{"uri": "file:" + snap}, nil)
+	qa.waitEvent("MIGRATION", 3, 30*time.Second)
+	saveTime := time.Since(start)
+	var statuses []string
+	for _, e := range qa.eventList() {
+		if e.Event == "MIGRATION" {
+			statuses = append(statuses, fmt.Sprint(e.Data["status"]))
+		}
+	}
+	if got := strings.Join(statuses, ","); got != "setup,active,completed" {
+		t.Errorf("MIGRATION events = %s; want setup,active,completed", got)
+	}
+	qa.waitEvent("STOP", 1, time.Second)
+	qa.must("query-migrate", nil, &mig)
+	if mig["status"] != "completed" {
+		t.Errorf("query-migrate = %v; want status completed", mig)
+	}
+	var status struct{ Status string }
+	qa.must("query-status", nil, &status)
+	if status.Status != "paused" {
+		t.Errorf("query-status after migrate = %q; want paused", status.Status)
+	}
+	fi, err := os.Stat(snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("migrate to a file: %v, file %d MiB (%d MiB allocated)", saveTime.Round(time.Millisecond), fi.Size()>>20, allocated(fi)>>20)
+	a.cmd.Process.Kill()
+	a.cmd.Wait()
+	// What the old peer's socket took before the snapshot is its own.
+	oldGot := firstRead + drainTo(t, out, firstRead)
+
+	bArgs := append([]string{"-incoming", "file:" + snap}, snapshotPorts(dirB)...)
+	b := startQMPVM(t, bArgs...)
+	qb := connectQMP(t, b.sock)
+	qb.must("query-status", nil, &status)
+	if status.Status != "running" {
+		t.Errorf("restored VM (saved running) is %q; want running", status.Status)
+	}
+	out2 := dial(t, filepath.Join(dirB, "out.sock"))
+	defer out2.Close()
+	in2 := dial(t, filepath.Join(dirB, "in.sock"))
+	defer in2.Close()
+	errs := make(chan error, 2)
+	go func() { errs <- wrap("new out reader", receive(out2, oldGot, outSize-oldGot)) }()
+	go func() { errs <- wrap("new in writer", send(in2, firstSent, inSize-firstSent)) }()
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	if st := b.wait(t); st != 0 {
+		t.Fatalf("restored vmm: exit status %d\nstdout:\n%s\nstderr:\n%s", st, withoutHeartbeats(b.out.String()), b.errb.String())
+	}
+	checkLines(t, b.out.String(), []string{
+		fmt.Sprintf("guest: vs out:w:%d done bytes=%d", outSize, outSize),
+		fmt.Sprintf("guest: vs in:r:%d done bytes=%d", inSize, inSize),
+	})
+	t.Logf("old peer read %d bytes; the restored VM sent the other %d from there", oldGot, outSize-oldGot)
+
+	// -S keeps a restored VM paused until cont.
+	d := startQMPVM(t, append([]string{"-S", "-incoming", "file:" + snap}, snapshotPorts(t.TempDir())...)...)
+	qd := connectQMP(t, d.sock)
+	qd.must("query-status", nil, &status)
+	if status.Status != "paused" {
+		t.Errorf("restored with -S: %q; want paused", status.Status)
+	}
+	qd.must("quit", nil, nil)
+	d.wait(t)
+
+	refuseSnapshots(t, snap, dirB)
+}
+
+// allocated is the disk space a file takes (RAM pages that were zero
+// are holes).
+func allocated(fi os.FileInfo) int64 {
+	if st, ok := fi.Sys().(interface{ Blocks() int64 }); ok {
+		return st.Blocks() * 512
+	}
+	return fi.Size()
+}
+
+// refuseSnapshots: each mismatch with the saved VM, and a corrupt or
+// truncated file, ends vmm with status 1 and one line naming it.
+func refuseSnapshots(t *testing.T, snap, dir string) {
+	t.Helper()
+	data, err := os.ReadFile(snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(name string, b []byte) string {
+		p := filepath.Join(t.TempDir(), name)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	corrupt := append([]byte(nil), data...)
+	corrupt[300] ^= 0x40 // in the state section, under the checksum
+	ports := snapshotPorts(dir)
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"other -m", append(append([]string{"-incoming", "file:" + snap}, ports...), "-m", "128M"), "saved with -m 256M, this run has -m 128M"},
+		{"other -smp", append(append([]string{"-incoming", "file:" + snap}, ports...), "-smp", "2"), "saved with -smp 1, this run has -smp 2"},
+		{"other devices", []string{"-incoming", "file:" + snap, "-m", "256M"}, "saved with machine"},
+		{"truncated", append([]string{"-incoming", "file:" + write("short.snap", data[:len(data)-4096])}, ports...), "truncated"},
+		{"corrupt", append([]string{"-incoming", "file:" + write("bad.snap", corrupt)}, ports...), "checksum mismatch"},
+		{"missing", append([]string{"-incoming", "file:" + filepath.Join(dir, "none.snap")}, ports...), "no such file"},
+	} {
+		r := runVMM(t, tc.args...)
+		lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+		if r.status != 1 || len(lines) != 1 || !strings.Contains(r.stderr, tc.want) || r.stdout != "" {
+			t.Errorf("%s: status %d, stderr %q, stdout %q; want 1 and one line with %q", tc.name, r.status, r.stderr, r.stdout, tc.want)
+		}
+	}
+}
+
+// TestSnapshotSavedPaused: a VM saved while paused comes back paused
+// (QEMU's rule) and runs on at cont; its loop then finishes and it
+// exits with its status.
+func TestSnapshotSavedPaused(t *testing.T) {
+	needKVM(t)
+	snap := filepath.Join(t.TempDir(), "vm.snap")
+	a := startQMPVM(t, "-kernel", guestELF(t), "-append", "echo ready; loop 3000000000; echo looped; exit 7")
+	qa := connectQMP(t, a.sock)
+	waitUntil(t, 30*time.Second, "the guest's ready line", func() bool { return strings.Contains(a.out.String(), "ready") })
+	qa.must("stop", nil, nil)
+	qa.must("migrate", map[string]string{"uri": "file:" + snap}, nil)
+	qa.waitEvent("MIGRATION", 3, 30*time.Second)
+	if n := len(qa.eventList()); n == 0 {
+		t.Fatal("no events")
+	}
+	qa.must("quit", nil, nil)
+	a.wait(t)
+
+	b := startQMPVM(t, "-incoming", "file:"+snap)
+	qb := connectQMP(t, b.sock)
+	var status struct{ Status string }
+	qb.must("query-status", nil, &status)
+	if status.Status != "paused" {
+		t.Errorf("restored VM (saved paused) is %q; want paused", status.Status)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if strings.Contains(b.out.String(), "looped") {
+		t.Errorf("the guest ran while restored paused: %q", b.out.String())
+	}
+	qb.must("cont", nil, nil)
+	if st := b.wait(t); st != 7 || !strings.Contains(b.out.String(), "looped") {
+		t.Errorf("after cont: status %d, output %q; want 7 and the loop's end", st, b.out.String())
+	}
+}
