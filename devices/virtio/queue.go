@@ -41,8 +41,10 @@ type QueueConfig struct {
 // Queue is an active split virtqueue (virtio 1.2 §2.7) in guest memory:
 // the ring state. Only the device uses it, from one goroutine at a time
 // (the device's own lock orders them), so it takes no lock per call.
-// Chains are never read twice: their buffers alias guest memory, and the
-// guest's descriptor table and avail ring are never written.
+// A chain's buffers alias guest memory; the guest's descriptor table and
+// avail ring are never written. A chain is consumed once: Unpop gives
+// back only a chain the device has not used, to be popped (and checked)
+// afresh.
 type Queue struct {
 	index              int
 	size               uint16
@@ -233,6 +235,33 @@ func (q *Queue) Pop() (*Chain, error) {
 		q.setAvailEvent(q.lastAvail)
 	}
 	return c, nil
+}
+
+// Unpop gives back c, the most recently popped chain, unused: the next
+// Pop returns the same head again. A device that popped ahead to write
+// or read several chains in one system call returns the ones the host
+// did not reach, in the reverse order of their Pops. c must not be used
+// afterwards.
+func (q *Queue) Unpop(c *Chain) error {
+	if c == nil || c.q != q {
+		return fmt.Errorf("queue %d: Unpop of a chain not popped from this queue", q.index)
+	}
+	if err := q.usable(); err != nil {
+		q.recycle(c)
+		return err
+	}
+	if q.inflight == 0 || binary.LittleEndian.Uint16(q.avail[4+2*int((q.lastAvail-1)%q.size):]) != c.Head {
+		return fmt.Errorf("queue %d: Unpop of head %d, which is not the last chain popped", q.index, c.Head)
+	}
+	q.lastAvail--
+	q.inflight--
+	if q.eventIdx && q.notify {
+		// avail_event back where Pop had it: the driver kicks for the
+		// next chain it adds, as if this one had never been taken.
+		q.setAvailEvent(q.lastAvail)
+	}
+	q.recycle(c)
+	return nil
 }
 
 // newChain takes an empty chain from the free list.

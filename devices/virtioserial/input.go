@@ -93,22 +93,51 @@ func (p *Port) fillRX() {
 		return
 	}
 	done := false
-	// A bounded batch per wakeup keeps one busy port from starving the
+	// A bounded amount per wakeup keeps one busy port from starving the
 	// others on the loop; edge-triggered readiness stays set, so the
 	// next kick or event continues.
-	for i := 0; i < 64; i++ {
-		c := p.rxHeld
-		if c == nil {
-			var err error
-			if c, err = q.PopOrEnableNotification(); err != nil {
-				logQueueError(p.label()+" rx", err)
-				break
-			}
-			if c == nil {
-				break
-			}
+	for i := 0; i < 4; i++ {
+		more, pushed := p.readBatch(q)
+		done = done || pushed
+		if !more {
+			break
 		}
+	}
+	if done {
+		p.d.pushed(q)
+	}
+}
+
+// readBatch reads the backend into up to maxBatch of the guest's RX
+// buffers with one readv (the guest posts page-sized buffers: one
+// system call per buffer was the cost). Buffers filled, whole or in
+// part, are pushed in order; the first one the data did not reach stays
+// held (rxHeld), the rest go back to the ring. It reports whether
+// another call may move more, and whether it pushed any. Caller holds
+// mu; the port is open, connected and readable.
+func (p *Port) readBatch(q *virtio.Queue) (more, pushed bool) {
+	batch := p.batch[:0]
+	iovs := p.iovs[:0]
+	if p.rxHeld != nil {
+		batch = append(batch, p.rxHeld)
+		iovs = append(iovs, p.rxHeld.Writable...)
 		p.rxHeld = nil
+	}
+	for len(batch) < maxBatch {
+		var c *virtio.Chain
+		var err error
+		if len(batch) == 0 {
+			c, err = q.PopOrEnableNotification()
+		} else {
+			c, err = q.Pop()
+		}
+		if err != nil {
+			logQueueError(p.label()+" rx", err)
+			break
+		}
+		if c == nil {
+			break
+		}
 		if c.WritableLen == 0 {
 			// A buffer with no room (a confused or hostile driver):
 			// give it back empty rather than read into nothing.
@@ -116,38 +145,61 @@ func (p *Port) fillRX() {
 				logQueueError(p.label()+" rx", err)
 				break
 			}
-			done = true
+			pushed = true
 			continue
 		}
-		w := virtio.NewWriter(c)
-		n, err := readv(p.conn.R, w.Iovecs())
-		if n > 0 {
-			if err := q.PushUsed(c, uint32(n)); err != nil {
-				logQueueError(p.label()+" rx", err)
-				break
-			}
-			p.bytesIn += uint64(n)
-			done = true
-			continue
-		}
-		p.rxHeld = c // keep the buffer for the next data
-		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
-			p.readable = false
+		if len(iovs)+len(c.Writable) > maxIovecs {
+			unpop(q, c, p.label()+" rx")
 			break
 		}
-		if err != nil {
-			slog.Info("virtio-serial: host read failed", "port", p.label(), "err", err)
-		}
-		if p.conn.EOFIsDisconnect || err != nil {
-			p.disconnect()
-		} else {
-			p.inputDone = true
-		}
-		break
+		batch = append(batch, c)
+		iovs = append(iovs, c.Writable...)
 	}
-	if done {
-		p.d.pushed(q)
+	defer func() {
+		clear(batch)
+		clear(iovs)
+		p.batch, p.iovs = batch[:0], iovs[:0]
+	}()
+	if len(batch) == 0 {
+		return false, pushed
 	}
+	n, err := readv(p.conn.R, iovs)
+	left := max(n, 0)
+	i := 0
+	for ; i < len(batch) && left > 0; i++ {
+		c := batch[i]
+		k := min(left, int(c.WritableLen))
+		if err := q.PushUsed(c, uint32(k)); err != nil {
+			logQueueError(p.label()+" rx", err)
+		}
+		left -= k
+		p.bytesIn += uint64(k)
+		pushed = true
+	}
+	if i < len(batch) {
+		for j := len(batch) - 1; j > i; j-- {
+			unpop(q, batch[j], p.label()+" rx")
+		}
+		p.rxHeld = batch[i] // keep a buffer for the next data
+	}
+	if n > 0 {
+		// Read on until EAGAIN or the end: readiness is edge-triggered,
+		// and a hang-up already reported will not be reported again.
+		return true, pushed
+	}
+	if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
+		p.readable = false
+		return false, pushed
+	}
+	if err != nil {
+		slog.Info("virtio-serial: host read failed", "port", p.label(), "err", err)
+	}
+	if p.conn.EOFIsDisconnect || err != nil {
+		p.disconnect()
+	} else {
+		p.inputDone = true
+	}
+	return false, pushed
 }
 
 func readv(fd int, bufs [][]byte) (int, error) {

@@ -46,6 +46,10 @@ type Port struct {
 	txHeld *virtio.Chain // guest→host chain not yet fully written
 	tx     virtio.Reader // position in txHeld
 	rxHeld *virtio.Chain // popped host→guest chain the backend had no data for
+	// Scratch for one writev or readv over several chains (empty
+	// between calls: chains popped ahead are pushed or given back).
+	batch []*virtio.Chain
+	iovs  [][]byte
 	// leftover is what a departed peer had sent that the guest had no
 	// room for when it left; it goes to the guest first.
 	leftover []byte
