@@ -118,12 +118,19 @@ func (p *Port) fillRX() {
 func (p *Port) readBatch(q *virtio.Queue) (more, pushed bool) {
 	batch := p.batch[:0]
 	iovs := p.iovs[:0]
+	room := 0
 	if p.rxHeld != nil {
 		batch = append(batch, p.rxHeld)
 		iovs = append(iovs, p.rxHeld.Writable...)
+		room += int(p.rxHeld.WritableLen)
 		p.rxHeld = nil
 	}
-	for len(batch) < maxBatch {
+	// Pop only as many buffers as the pending bytes need (at least one,
+	// to see EAGAIN or the end): a 1-byte message must not walk and give
+	// back dozens of chains. Where the backend cannot say (FIONREAD
+	// fails), up to maxBatch.
+	pending, perr := unix.IoctlGetInt(p.conn.R, unix.SIOCINQ) // FIONREAD
+	for len(batch) < maxBatch && (perr != nil || len(batch) == 0 || room < pending) {
 		var c *virtio.Chain
 		var err error
 		if len(batch) == 0 {
@@ -154,6 +161,7 @@ func (p *Port) readBatch(q *virtio.Queue) (more, pushed bool) {
 		}
 		batch = append(batch, c)
 		iovs = append(iovs, c.Writable...)
+		room += int(c.WritableLen)
 	}
 	defer func() {
 		clear(batch)
