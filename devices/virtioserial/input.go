@@ -129,7 +129,7 @@ func (p *Port) readBatch(q *virtio.Queue) (more, pushed bool) {
 	// to see EAGAIN or the end): a 1-byte message must not walk and give
 	// back dozens of chains. Where the backend cannot say (FIONREAD
 	// fails), up to maxBatch.
-	pending, perr := unix.IoctlGetInt(p.conn.R, unix.SIOCINQ) // FIONREAD
+	pending, perr := pendingBytes(p.conn.R)
 	for len(batch) < maxBatch && (perr != nil || len(batch) == 0 || room < pending) {
 		var c *virtio.Chain
 		var err error
@@ -208,8 +208,4 @@ func (p *Port) readBatch(q *virtio.Queue) (more, pushed bool) {
 		p.inputDone = true
 	}
 	return false, pushed
-}
-
-func readv(fd int, bufs [][]byte) (int, error) {
-	return unix.Readv(fd, bufs)
 }

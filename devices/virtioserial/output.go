@@ -290,21 +290,3 @@ func (p *Port) emergencyWrite(b byte) {
 	p.writeConsole([][]byte{{b}})
 	p.bytesOut++
 }
-
-// writev writes nothing for an empty chain rather than calling the
-// kernel; readv's callers never pass an empty one (a zero-length read
-// would look like EOF).
-func writev(fd int, bufs [][]byte) (int, error) {
-	if totalLen(bufs) == 0 {
-		return 0, nil
-	}
-	return unix.Writev(fd, bufs)
-}
-
-func totalLen(bufs [][]byte) int {
-	n := 0
-	for _, b := range bufs {
-		n += len(b)
-	}
-	return n
-}
