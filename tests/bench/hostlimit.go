@@ -17,11 +17,14 @@ import (
 
 // The host limit: the same transfers between two host processes over
 // the same kind of socket (unix stream), in the same run, so every
-// throughput row can say how close the VMM comes to what this host
-// moves without a VM. The peer process plays the guest: it writes the
-// stream in the guest's TX buffer size (32 KiB) generating it as it
-// goes, or reads it into the room the guest posts (128 RX buffers of
-// 4 KiB) and checks every byte.
+// throughput row can say how close the VMM comes to what this host's
+// sockets move without a VM. The peer process writes the stream from
+// memory in the guest's TX buffer size (32 KiB writes), or reads it into
+// the room the guest posts (128 RX buffers of 4 KiB, one 512 KiB read);
+// it neither generates nor checks the stream (the guest does both, at
+// about 1.3–1.9 GiB/s here, and in a VM that work overlaps with the
+// VMM's on another thread: a peer doing it inline would measure itself,
+// not the socket).
 
 const (
 	guestTXBuf  = 32 << 10
@@ -31,6 +34,10 @@ const (
 // hostPeer is the peer process (bench -host-peer): it connects to each
 // of socks and writes or reads size bytes on each, concurrently.
 func hostPeer(mode string, socks []string, size int64) error {
+	var data []byte
+	if mode == "w" {
+		data = soak.Pattern(0, size) // each port's stream starts at 0
+	}
 	var wg sync.WaitGroup
 	errs := make([]error, len(socks))
 	for i, s := range socks {
@@ -43,11 +50,8 @@ func hostPeer(mode string, socks []string, size int64) error {
 		go func() {
 			defer wg.Done()
 			if mode == "w" {
-				buf := make([]byte, guestTXBuf)
 				for off := int64(0); off < size; off += guestTXBuf {
-					b := buf[:min(guestTXBuf, size-off)]
-					soak.Fill(b, off)
-					if _, err := c.Write(b); err != nil {
+					if _, err := c.Write(data[off:min(off+guestTXBuf, size)]); err != nil {
 						errs[i] = err
 						return
 					}
@@ -57,13 +61,9 @@ func hostPeer(mode string, socks []string, size int64) error {
 			buf := make([]byte, guestRXRoom)
 			for off := int64(0); off < size; {
 				n, err := c.Read(buf[:min(int64(len(buf)), size-off)])
-				if bad := soak.Check(buf[:n], off); bad >= 0 {
-					errs[i] = fmt.Errorf("mismatch at offset %d", off+int64(bad))
-					return
-				}
 				off += int64(n)
 				if err != nil {
-					errs[i] = err
+					errs[i] = fmt.Errorf("after %d bytes: %w", off, err)
 					return
 				}
 			}

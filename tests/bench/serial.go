@@ -319,7 +319,7 @@ func serialTable(vmm, guest string, runs int) (string, error) {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "virtio-serial over a unix socket, test guest, %d runs each, median (min–max); virtio-mmio unless named (QEMU: microvm; PCI rows: q35);\n", runs)
-	fmt.Fprintf(&b, "host limit: the same transfer between two host processes over a unix socket (writer in 32 KiB writes, reader checking into 512 KiB)\n")
+	fmt.Fprintf(&b, "host limit: the same transfer between two host processes over a unix socket (writer from memory in 32 KiB writes, reader into 512 KiB; no pattern work)\n")
 	fmt.Fprintf(&b, "%-44s %-26s %-26s %-26s %-9s %s\n", "metric", "vmm", "qemu", "host limit", "vmm/qemu", "vmm/limit")
 	cell := func(s stat, unit string) string {
 		if s.med < 0 {
