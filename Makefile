@@ -118,7 +118,8 @@ soak: deps vmm guest
 
 # Every target that parses guest- or file-controlled data, FUZZTIME each.
 FUZZ_TARGETS := ./boot/:FuzzLoad ./devices/virtio/:FuzzQueuePop ./devices/virtio/:FuzzMMIOAccess \
-	./devices/virtioserial/:FuzzControlMessages ./qmp/:FuzzInput
+	./devices/virtioserial/:FuzzControlMessages ./qmp/:FuzzInput \
+	./snapshot/:FuzzDecodeState ./devices/virtio/:FuzzTransportState ./devices/virtioserial/:FuzzDecodeState
 fuzz:
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \
 		echo "fuzz $$pkg $$name for $(FUZZTIME)"; \

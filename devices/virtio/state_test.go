@@ -124,3 +124,34 @@ func TestResume(t *testing.T) {
 		t.Errorf("PushUsed(resumed chain) = %v", err)
 	}
 }
+
+// FuzzTransportState: a transport state from a snapshot file is refused
+// or restored, never a panic.
+func FuzzTransportState(f *testing.F) {
+	dev := newStateful()
+	m := &MMIO{}
+	m.transport = transport{name: "fuzz", dev: dev, mem: make(fakeMem, tMemSize), offered: dev.features&^transportFeatures | offeredFeatures, intr: &m.irq}
+	m.irq.fd.Store(-1)
+	for i, n := range dev.sizes {
+		m.queues = append(m.queues, NewQueueConfig(i, n))
+	}
+	h, qs, _ := m.saveRegs()
+	is := []byte{0, 0, 0, 0, 0, 0, 0, 0}
+	f.Add(encodeTransport(h, qs, is, []byte("x")))
+	h.Status = statusAcknowledge | statusDriver | statusFeaturesOK | statusDriverOK
+	h.DriverFeatures = FeatureVersion1
+	for i := range qs {
+		qs[i] = queueState{Desc: 0x1000, Avail: 0x2000, Used: 0x3000, Size: 8, Ready: 1, Active: 1, Notify: 1, LastAvail: 3}
+	}
+	f.Add(encodeTransport(h, qs, is, nil))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		d := newStateful()
+		mm := &MMIO{}
+		mm.transport = transport{name: "fuzz", dev: d, mem: make(fakeMem, tMemSize), offered: d.features&^transportFeatures | offeredFeatures, intr: &mm.irq}
+		mm.irq.fd.Store(-1)
+		for i, n := range d.sizes {
+			mm.queues = append(mm.queues, NewQueueConfig(i, n))
+		}
+		_ = mm.RestoreState(b)
+	})
+}

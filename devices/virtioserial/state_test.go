@@ -129,3 +129,46 @@ func TestRestoreStateRefusals(t *testing.T) {
 		}
 	}
 }
+
+// FuzzDecodeState: a device state from a snapshot file is refused or
+// accepted, never a panic, and what decodes re-encodes within limits.
+func FuzzDecodeState(f *testing.F) {
+	var e enc
+	e.u8(stateVersion)
+	e.u32(2)
+	e.u8(1)
+	e.u8(1)
+	e.u8(1)
+	e.u64(0)
+	e.u32(1)
+	e.u32(1)
+	e.u16(eventPortOpen)
+	e.u16(1)
+	e.bytes(nil)
+	e.u32(1)
+	e.u32(1)
+	e.bytes([]byte("p"))
+	for range 5 {
+		e.u8(1)
+	}
+	e.u16(3)
+	e.u32(10)
+	e.u8(0)
+	e.u16(0)
+	e.bytes([]byte("left"))
+	e.bytes(nil)
+	for range 5 {
+		e.u64(7)
+	}
+	f.Add(e.b)
+	f.Add([]byte{stateVersion})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := decodeState(b)
+		if err != nil {
+			return
+		}
+		if len(s.ports) > MaxPorts || len(s.ctrl) > maxPendingControl {
+			t.Fatalf("decodeState accepted %d ports, %d control messages", len(s.ports), len(s.ctrl))
+		}
+	})
+}

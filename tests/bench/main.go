@@ -43,6 +43,7 @@ func main() {
 	hostPeerSocks := flag.String("host-peer-socks", "", "internal: the host-limit peer's sockets, comma-separated")
 	hostPeerSize := flag.Int64("host-peer-size", 0, "internal: bytes per socket for the host-limit peer")
 	serialOnly := flag.Bool("serial-only", false, "only the virtio-serial table (no boot rows)")
+	snapOnly := flag.Bool("snapshot-only", false, "only the snapshot table")
 	flag.Parse()
 	if *hostPeerMode != "" {
 		if err := hostPeer(*hostPeerMode, strings.Split(*hostPeerSocks, ","), *hostPeerSize); err != nil {
@@ -67,6 +68,15 @@ func main() {
 	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
 		fmt.Fprintln(os.Stderr, "bench: qemu-system-x86_64 not found; install qemu-system-x86 (make deps)")
 		os.Exit(1)
+	}
+	if *snapOnly {
+		t, err := snapshotTable(*vmm, *guest, *linux, *runs)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "bench: snapshot: %v\n", err)
+			os.Exit(1)
+		}
+		fmt.Print(t)
+		return
 	}
 	var table string
 	if !*serialOnly {
@@ -95,6 +105,14 @@ func main() {
 		lres := measure(lpeers, *linux+"/vmlinux", cmdline, "vmm-init: ready", *linuxRuns)
 		table += "\n" + render(fmt.Sprintf("Linux test kernel, -smp 1, %d runs each, median (min–max)", *linuxRuns),
 			"init's marker line", "128 MiB", lres)
+	}
+	if !*serialOnly {
+		t, err := snapshotTable(*vmm, *guest, *linux, min(*linuxRuns, 3)) // a cold Linux boot takes 10-30 s here
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "bench: snapshot: %v\n", err)
+			os.Exit(1)
+		}
+		table += "\n" + t
 	}
 	if *stock != "" && !*serialOnly {
 		t, err := stockInRig(*build, *vmm, *stock, *stockRuns)
