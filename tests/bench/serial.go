@@ -235,6 +235,38 @@ func hostToGuest(name, vmm, guest string, data []byte) (xfer, error) {
 	return x, nil
 }
 
+// guestAlone is the guest's own guest→host rate: the same 256 MiB into
+// a file chardev on /dev/null (no socket, no host peer; QEMU's null
+// chardev never reports the port open), from the guest's TSC cycles
+// and its calibrated kHz.
+func guestAlone(name, vmm, guest string) (float64, error) {
+	argv := serialArgv(name, vmm, guest, "", "tsc; vs p:w:256M; exit 0")
+	for i, a := range argv {
+		if strings.HasPrefix(a, "socket,id=p,") {
+			argv[i] = "file,id=p,path=/dev/null"
+		}
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stderr = io.Discard
+	out, err := cmd.Output()
+	if err != nil && len(out) == 0 {
+		return 0, err
+	}
+	var khz, cycles uint64
+	for _, line := range strings.Split(string(out), "\n") {
+		if i := strings.Index(line, "guest: tsc "); i >= 0 {
+			fmt.Sscanf(line[i:], "guest: tsc %d kHz", &khz)
+		}
+		if i := strings.Index(line, "vs done cycles="); i >= 0 {
+			fmt.Sscanf(line[i:], "vs done cycles=%d", &cycles)
+		}
+	}
+	if khz == 0 || cycles == 0 {
+		return 0, fmt.Errorf("no tsc or vs done line in %q", out)
+	}
+	return transferSize / (1 << 20) / (float64(cycles) / (float64(khz) * 1000)), nil
+}
+
 // echoLatency times 1-byte round trips through the guest's echo job.
 func echoLatency(name, vmm, guest string, rounds int) ([]time.Duration, error) {
 	v, err := startSerialVM(name, vmm, guest, fmt.Sprintf("vs p:e:%d; exit 0", rounds))
@@ -267,6 +299,7 @@ func serialTable(vmm, guest string, runs int) (string, error) {
 	lat := map[string][]time.Duration{}
 	agg := map[string][]float64{}
 	fair := map[string][]float64{}
+	alone := map[string][]float64{}
 	for i := 0; i < runs; i++ {
 		x, err := limitGuestToHost()
 		if err != nil {
@@ -304,6 +337,11 @@ func serialTable(vmm, guest string, runs int) (string, error) {
 				return "", fmt.Errorf("%s host→guest: %w", name, err)
 			}
 			h2g[name] = append(h2g[name], x)
+			a, err := guestAlone(name, vmm, guest)
+			if err != nil {
+				return "", fmt.Errorf("%s guest→/dev/null: %w", name, err)
+			}
+			alone[name] = append(alone[name], a)
 			rtts, err := echoLatency(name, vmm, guest, 1000)
 			if err != nil {
 				return "", fmt.Errorf("%s echo: %w", name, err)
@@ -352,6 +390,7 @@ func serialTable(vmm, guest string, runs int) (string, error) {
 	}
 	rate := func(x xfer) float64 { return x.mibps }
 	row("guest→host 256 MiB", "MiB/s", get(g2h["vmm"], rate), get(g2h["qemu"], rate), get(g2h["limit"], rate), true)
+	row("guest→/dev/null (the guest's own rate)", "MiB/s", summarize(alone["vmm"]), summarize(alone["qemu"]), stat{}, false)
 	row("host→guest 256 MiB", "MiB/s", get(h2g["vmm"], rate), get(h2g["qemu"], rate), get(h2g["limit"], rate), true)
 	row("virtio-pci guest→host 256 MiB", "MiB/s", get(g2h["vmm-pci"], rate), get(g2h["qemu-pci"], rate), get(g2h["limit"], rate), true)
 	row("virtio-pci host→guest 256 MiB", "MiB/s", get(h2g["vmm-pci"], rate), get(h2g["qemu-pci"], rate), get(h2g["limit"], rate), true)
