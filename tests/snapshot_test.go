@@ -250,11 +250,15 @@ func refuseSnapshots(t *testing.T, snap, dir string) {
 
 // TestSnapshotSavedPaused: a VM saved while paused comes back paused
 // (QEMU's rule) and runs on at cont; its loop then finishes and it
-// exits with its status.
+// exits with its status. Its virtio-serial-pci device was never set up
+// by the guest.
 func TestSnapshotSavedPaused(t *testing.T) {
 	needKVM(t)
 	snap := filepath.Join(t.TempDir(), "vm.snap")
-	a := startQMPVM(t, "-kernel", guestELF(t), "-append", "echo ready; loop 3000000000; echo looped; exit 7")
+	// A virtio-serial device the guest never drives: an inactive device
+	// and an unconfigured PCI function are saved and restored too.
+	devs := []string{"-device", "virtio-serial-pci", "-chardev", "null,id=n", "-device", "virtserialport,chardev=n,name=n"}
+	a := startQMPVM(t, append([]string{"-kernel", guestELF(t), "-append", "echo ready; loop 3000000000; echo looped; exit 7"}, devs...)...)
 	qa := connectQMP(t, a.sock)
 	waitUntil(t, 30*time.Second, "the guest's ready line", func() bool { return strings.Contains(a.out.String(), "ready") })
 	qa.must("stop", nil, nil)
@@ -266,7 +270,7 @@ func TestSnapshotSavedPaused(t *testing.T) {
 	qa.must("quit", nil, nil)
 	a.wait(t)
 
-	b := startQMPVM(t, "-incoming", "file:"+snap)
+	b := startQMPVM(t, append([]string{"-incoming", "file:" + snap}, devs...)...)
 	qb := connectQMP(t, b.sock)
 	var status struct{ Status string }
 	qb.must("query-status", nil, &status)
