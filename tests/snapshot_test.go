@@ -124,9 +124,21 @@ func testSnapshotContinuity(t *testing.T, transport string, more bool) {
 	if err := qa.run("migrate", map[string]string{"uri": "tcp:localhost:4444"}, nil); err == nil || !strings.Contains(err.Error(), "uri") {
 		t.Errorf("migrate to tcp: = %v; want a GenericError about the uri", err)
 	}
+	// A save that fails (no such folder) is reported, and the VM runs on.
+	qa.must("migrate", map[string]string{"uri": "file:" + filepath.Join(dirA, "none", "vm.snap")}, nil)
+	qa.waitEvent("RESUME", 1, 30*time.Second)
+	qa.must("query-migrate", nil, &mig)
+	if mig["status"] != "failed" || !strings.Contains(fmt.Sprint(mig["error-desc"]), "none") {
+		t.Errorf("query-migrate after a failed save = %v; want status failed and an error-desc naming the path", mig)
+	}
+	var status struct{ Status string }
+	qa.must("query-status", nil, &status)
+	if status.Status != "running" {
+		t.Errorf("query-status after a failed save = %q; want running", status.Status)
+	}
 	start := time.Now()
 	qa.must("migrate", map[string]string{"uri": "file:" + snap}, nil)
-	qa.waitEvent("MIGRATION", 3, 30*time.Second)
+	qa.waitEvent("MIGRATION", 6, 30*time.Second)
 	saveTime := time.Since(start)
 	var statuses []string
 	for _, e := range qa.eventList() {
@@ -134,15 +146,14 @@ func testSnapshotContinuity(t *testing.T, transport string, more bool) {
 			statuses = append(statuses, fmt.Sprint(e.Data["status"]))
 		}
 	}
-	if got := strings.Join(statuses, ","); got != "setup,active,completed" {
-		t.Errorf("MIGRATION events = %s; want setup,active,completed", got)
+	if got := strings.Join(statuses, ","); got != "setup,active,failed,setup,active,completed" {
+		t.Errorf("MIGRATION events = %s; want setup,active,failed,setup,active,completed", got)
 	}
-	qa.waitEvent("STOP", 1, time.Second)
+	qa.waitEvent("STOP", 2, time.Second)
 	qa.must("query-migrate", nil, &mig)
 	if mig["status"] != "completed" {
 		t.Errorf("query-migrate = %v; want status completed", mig)
 	}
-	var status struct{ Status string }
 	qa.must("query-status", nil, &status)
 	if status.Status != "paused" {
 		t.Errorf("query-status after migrate = %q; want paused", status.Status)

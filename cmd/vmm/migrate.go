@@ -94,7 +94,8 @@ type migrateArgs struct {
 // refused at once (GenericError), and the rest is reported by the
 // MIGRATION events and query-migrate: setup, active, then completed or
 // failed. A running VM is paused (STOP) for the save and stays paused;
-// `cont` resumes it. The save runs before the reply (the monitor's
+// `cont` resumes it. After a failed save a VM that was running runs
+// again (RESUME), as in QEMU. The save runs before the reply (the monitor's
 // commands are serialized, so no `cont` can come in the middle); the
 // final event follows the reply.
 func (mon *monitor) migrate(c *qmp.Call, a *migrateArgs) (any, error) {
@@ -128,7 +129,13 @@ func (mon *monitor) migrate(c *qmp.Call, a *migrateArgs) (any, error) {
 	}
 	mg.status = status
 	mg.mu.Unlock()
-	c.After(func() { mon.srv.Emit("MIGRATION", map[string]string{"status": status}) })
+	c.After(func() {
+		mon.srv.Emit("MIGRATION", map[string]string{"status": status})
+		// A failed save gives the VM back as it was, as QEMU does.
+		if err != nil && running && mon.m.Resume() {
+			mon.srv.Emit("RESUME", nil)
+		}
+	})
 	return nil, nil
 }
 
