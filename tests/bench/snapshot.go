@@ -43,7 +43,7 @@ type snapPeer struct {
 	argv    func(extra []string) []string // the VM with extra args (kernel, devices, -incoming)
 	saveURI func(path string) string
 	loadArg func(path string, kernel []string) []string // QEMU wants the kernel options again
-	devices func(pipe string) []string // the Linux scenario's port on pipe PATH
+	devices func(pipe string) []string                  // the Linux scenario's port on pipe PATH
 }
 
 type snapResult struct {
