@@ -545,3 +545,49 @@ func TestSnapshotConsoleRing(t *testing.T) {
 	b.wait(t)
 	t.Logf("the old peer's socket took %d bytes, the restored ring gave the other %d", oldGot, size-oldGot)
 }
+
+// TestSnapshotLinuxSMP: the Linux test kernel with two vCPUs, saved
+// while its init waits on a port, comes back with both CPUs: the read
+// finishes from the restored VM's input and the init reports result ok.
+func TestSnapshotLinuxSMP(t *testing.T) {
+	needKVM(t)
+	vmlinux, initrd := linuxKernel(t)
+	dir := t.TempDir()
+	snap := filepath.Join(dir, "smp.snap")
+	common := []string{"-m", "256M", "-smp", "2", "-cpu", linuxCPU, "-device", "virtio-serial-pci"}
+	a := startQMPVM(t, append(append([]string{"-kernel", vmlinux, "-initrd", initrd,
+		"-append", linuxCmdline + " vmm.cmd=vs=org.vmm.in:r:4"}, common...),
+		"-chardev", "null,id=in", "-device", "virtserialport,chardev=in,name=org.vmm.in")...)
+	qa := connectQMP(t, a.sock)
+	waitUntil(t, 5*time.Minute, "the init to open its port", func() bool {
+		var cs []struct {
+			Label        string `json:"label"`
+			FrontendOpen bool   `json:"frontend-open"`
+		}
+		qa.must("query-chardev", nil, &cs)
+		for _, c := range cs {
+			if c.Label == "in" && c.FrontendOpen {
+				return true
+			}
+		}
+		return false
+	})
+	if !strings.Contains(a.out.String(), "vmm-init: ready cpus=2") {
+		t.Fatalf("the first VM has not both CPUs:\n%s", a.out.String())
+	}
+	qa.must("migrate", map[string]string{"uri": "file:" + snap}, nil)
+	qa.waitEvent("MIGRATION", 3, 60*time.Second)
+	qa.must("quit", nil, nil)
+	a.wait(t)
+
+	input := filepath.Join(dir, "in.bin")
+	if err := os.WriteFile(input, pattern(0, 4), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b := startTimed(t, append(append([]string{"-incoming", "file:" + snap}, common...),
+		"-chardev", "file,id=in,path=/dev/null,input-path="+input, "-device", "virtserialport,chardev=in,name=org.vmm.in")...)
+	if st := b.wait(t); st != 0 || b.first("vmm-init: vs org.vmm.in:r:4 done") < 0 || b.first("vmm-init: result ok") < 0 {
+		t.Fatalf("restored SMP Linux: status %d\nstdout:\n%s\nstderr:\n%s", st, b.output(), b.errb.String())
+	}
+	t.Logf("restored -smp 2 Linux read its input %v after process start", b.first("vmm-init: vs org.vmm.in:r:4 done").Round(time.Millisecond))
+}
