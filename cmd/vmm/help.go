@@ -34,6 +34,9 @@ Options:
   -accel kvm            KVM, the only accelerator (-enable-kvm also works)
   -name NAME            the VM's name (also guest=NAME), shown in log lines
   -pidfile FILE         write vmm's pid to FILE; removed at exit
+  -daemonize            detach once the VM is up: the command returns 0 then (or
+                        the error and status of a VM that did not come up); no
+                        stdio chardevs, COM1 defaults to none; see -pidfile
   -action panic=exit-failure|shutdown|pause|none
                         what a guest panic (pvpanic) does: end vmm with status 1
                         (the default) or 0, hold the vCPUs, or only report it
@@ -102,7 +105,7 @@ Exit status:
   2       a bad option or property; one line on stderr says which
   128+N   vmm was ended by signal N (130: SIGINT, 143: SIGTERM)
 
-Refused, with a line saying so: -daemonize, -snapshot, displays, other
+Refused, with a line saying so: -snapshot, displays, other
 accelerators, a second -serial, telnet/udp/vc/host-device backends, -smp with
 more than one socket or thread, CPU and memory hotplug.
 

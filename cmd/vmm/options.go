@@ -26,6 +26,7 @@ type options struct {
 	microvm        bool   // -M microvm: virtio-mmio only, no PCI
 	name           string // -name: in log lines
 	pidfile        string
+	daemonize      bool // -daemonize: detach once the VM is up (daemonize.go)
 	noDefaults     bool   // -nodefaults: no COM1 backend unless -serial gives one
 	panicAction    string // -action panic=: exit-failure (default), shutdown, pause or none
 	incoming       string // -incoming file:PATH: the snapshot to restore (migrate.go)
@@ -64,7 +65,8 @@ func parseOptions(args []string) (*options, error) {
 				o.startPaused = true
 				continue
 			case "daemonize":
-				return nil, fmt.Errorf("-daemonize is not supported: vmm stays in the foreground (run it under a service manager, or detach it with setsid -f vmm run … </dev/null >LOG 2>&1 -pidfile FILE)")
+				o.daemonize = true
+				continue
 			case "no-shutdown", "snapshot", "no-acpi", "no-hpet", "usb", "full-screen", "s", "singlestep":
 				return nil, fmt.Errorf("%s is not supported by vmm (vmm run --help lists what is)", a)
 			}
@@ -371,7 +373,10 @@ func (o *options) resolveSerial() error {
 		sort.Strings(stdio)
 		return fmt.Errorf("stdio is used twice (%s): there is one terminal; give the others another backend, e.g. -serial null or -chardev pty", strings.Join(stdio, " and "))
 	}
-	if !o.serialGiven && len(stdio) == 0 && !o.noDefaults {
+	if o.daemonize && len(stdio) > 0 {
+		return fmt.Errorf("-daemonize: %s would need the terminal vmm leaves (QEMU refuses stdio with -daemonize too): use -serial null, a file, a socket or a pty", stdio[0])
+	}
+	if !o.serialGiven && len(stdio) == 0 && !o.noDefaults && !o.daemonize {
 		o.serial, _, _ = parseSerial("stdio")
 	}
 	return nil

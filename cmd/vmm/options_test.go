@@ -278,7 +278,8 @@ func TestRefusedOptions(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"-daemonize"}, "-daemonize is not supported: vmm stays in the foreground"},
+		{[]string{"-daemonize", "-serial", "stdio"}, "-daemonize: -serial stdio would need the terminal vmm leaves"},
+		{[]string{"-daemonize", "-chardev", "stdio,id=c"}, "-daemonize: -chardev stdio,id=c would need the terminal vmm leaves"},
 		{[]string{"-incoming", "tcp:0:4444"}, "-incoming tcp:0:4444: only file:PATH is supported"},
 		{[]string{"-snapshot"}, "-snapshot is not supported"},
 		{[]string{"-display", "gtk"}, "-display gtk: vmm has no display"},

@@ -37,6 +37,9 @@ func runVM(args []string) int {
 	if o.name != "" {
 		slog.SetDefault(slog.Default().With("vm", o.name))
 	}
+	if o.daemonize && !daemonChild() {
+		return daemonize(args)
+	}
 	if o.pidfile != "" {
 		if err := writePidfile(o.pidfile); err != nil {
 			fmt.Fprintf(os.Stderr, "vmm: %v\n", err)
@@ -201,6 +204,7 @@ func boot(o *options) (int, error) {
 		return 0, err
 	}
 	defer mon.close()
+	daemonReady() // -daemonize: the VM is up; leave the terminal
 	exit := m.Run()
 	mon.ended(exit)
 	// What the guest handed virtio-serial before it stopped (TX buffers,
