@@ -26,7 +26,7 @@ type options struct {
 	microvm        bool   // -M microvm: virtio-mmio only, no PCI
 	name           string // -name: in log lines
 	pidfile        string
-	daemonize      bool // -daemonize: detach once the VM is up (daemonize.go)
+	daemonize      bool   // -daemonize: detach once the VM is up (daemonize.go)
 	noDefaults     bool   // -nodefaults: no COM1 backend unless -serial gives one
 	panicAction    string // -action panic=: exit-failure (default), shutdown, pause or none
 	incoming       string // -incoming file:PATH: the snapshot to restore (migrate.go)
