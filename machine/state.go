@@ -183,10 +183,14 @@ func (m *Machine) WriteSnapshot(path, vmmVersion string, st *snapshot.State) err
 		return fmt.Errorf("snapshot %s: %w", path, errNotPaused)
 	}
 	var ram [][]byte
+	var untouched [][]bool
 	for _, r := range m.mem.Regions() {
 		ram = append(ram, r.Host)
+		if !m.mem.fromFile { // a file mapping's absent pages hold the file's data
+			untouched = append(untouched, untouchedPages(r.Host))
+		}
 	}
-	return snapshot.Write(path, vmmVersion, st, ram)
+	return snapshot.WriteSparse(path, vmmVersion, st, ram, untouched)
 }
 
 func (m *Machine) saveVM() (snapshot.VM, error) {

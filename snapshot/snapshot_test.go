@@ -285,3 +285,28 @@ func FuzzDecodeState(f *testing.F) {
 		}
 	})
 }
+
+// TestWriteSparse: pages marked untouched are holes without being read,
+// and the file is the one Write makes from the same (zero) pages.
+func TestWriteSparse(t *testing.T) {
+	st := testState(1, 1<<20)
+	ram := make([]byte, st.MemSize)
+	ram[5*PageSize+7] = 0xaa
+	untouched := make([]bool, len(ram)/PageSize)
+	for p := range untouched {
+		untouched[p] = p != 5
+	}
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	if err := Write(a, "test", st, [][]byte{ram}); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteSparse(b, "test", st, [][]byte{ram}, [][]bool{untouched}); err != nil {
+		t.Fatal(err)
+	}
+	da, _ := os.ReadFile(a)
+	db, _ := os.ReadFile(b)
+	if !bytes.Equal(da, db) {
+		t.Errorf("WriteSparse's file differs from Write's (%d and %d bytes)", len(db), len(da))
+	}
+}

@@ -17,7 +17,17 @@ var zeroChunk = make([]byte, 64<<10)
 // written straight from the mapping, never copied. The file appears
 // under path only once it is complete: it is written beside it and
 // renamed, so a failed save leaves no half snapshot to restore from.
-func Write(path, vmmVersion string, st *State, ram [][]byte) (err error) {
+func Write(path, vmmVersion string, st *State, ram [][]byte) error {
+	return WriteSparse(path, vmmVersion, st, ram, nil)
+}
+
+// WriteSparse is Write where the caller knows pages that are zero
+// without reading them: untouched[i][p] marks page p of ram[i] (for
+// instance a page of a private anonymous mapping that was never
+// written, see /proc/self/pagemap). Reading such a page would map it,
+// which for a large guest that touched little costs more than the rest
+// of the save. untouched, or any of its entries, may be nil.
+func WriteSparse(path, vmmVersion string, st *State, ram [][]byte, untouched [][]bool) (err error) {
 	state, err := st.Encode()
 	if err != nil {
 		return fmt.Errorf("snapshot %s: %w", path, err)
@@ -59,15 +69,19 @@ func Write(path, vmmVersion string, st *State, ram [][]byte) (err error) {
 		return fmt.Errorf("snapshot %s: %w", path, err)
 	}
 	off := int64(h.RAMOffset)
-	for _, r := range ram {
-		for len(r) > 0 {
-			n := min(len(r), len(zeroChunk))
-			if !bytes.Equal(r[:n], zeroChunk[:n]) {
-				if _, err := f.WriteAt(r[:n], off); err != nil {
+	for i, r := range ram {
+		var skip []bool
+		if i < len(untouched) && len(untouched[i]) == len(r)/PageSize {
+			skip = untouched[i]
+		}
+		for pos := 0; pos < len(r); {
+			n := min(len(r)-pos, len(zeroChunk))
+			if !allTrue(skip, pos/PageSize, (pos+n)/PageSize) && !bytes.Equal(r[pos:pos+n], zeroChunk[:n]) {
+				if _, err := f.WriteAt(r[pos:pos+n], off); err != nil {
 					return fmt.Errorf("snapshot %s: guest RAM: %w", path, err)
 				}
 			}
-			r, off = r[n:], off+int64(n)
+			pos, off = pos+n, off+int64(n)
 		}
 	}
 	if err := f.Truncate(off); err != nil { // the trailing hole, if any
@@ -80,4 +94,17 @@ func Write(path, vmmVersion string, st *State, ram [][]byte) (err error) {
 		return fmt.Errorf("snapshot %s: %w", path, err)
 	}
 	return nil
+}
+
+// allTrue reports whether b[from:to] are all true (false for a nil b).
+func allTrue(b []bool, from, to int) bool {
+	if b == nil {
+		return false
+	}
+	for _, v := range b[from:to] {
+		if !v {
+			return false
+		}
+	}
+	return true
 }

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -162,7 +163,7 @@ func testSnapshotContinuity(t *testing.T, transport string, more bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("migrate to a file: %v, file %d MiB (%d MiB allocated)", saveTime.Round(time.Millisecond), fi.Size()>>20, allocated(fi)>>20)
+	t.Logf("migrate to a file: %v, file %d MiB (%.1f MiB allocated)", saveTime.Round(time.Millisecond), fi.Size()>>20, float64(allocated(fi))/(1<<20))
 	a.cmd.Process.Kill()
 	a.cmd.Wait()
 	// What the old peer's socket took before the snapshot is its own.
@@ -215,8 +216,8 @@ func testSnapshotContinuity(t *testing.T, transport string, more bool) {
 // allocated is the disk space a file takes (RAM pages that were zero
 // are holes).
 func allocated(fi os.FileInfo) int64 {
-	if st, ok := fi.Sys().(interface{ Blocks() int64 }); ok {
-		return st.Blocks() * 512
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return st.Blocks * 512
 	}
 	return fi.Size()
 }
