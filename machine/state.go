@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"time"
 
 	"vmm/devices/virtio"
 	"vmm/kvm"
@@ -124,10 +125,12 @@ const runStateDevice = "run-state"
 // data) is in the file and goes to a peer only from the restored VM,
 // not also from this one. A failed save thaws them at once.
 func (m *Machine) Snapshot(path, vmmVersion, machine string, running bool) (_ int64, err error) {
+	start := time.Now()
 	st, err := m.SaveState(machine)
 	if err != nil {
 		return 0, err
 	}
+	saved := time.Now()
 	defer func() {
 		if err != nil {
 			m.Thaw()
@@ -141,6 +144,7 @@ func (m *Machine) Snapshot(path, vmmVersion, machine string, running bool) (_ in
 	if err := m.WriteSnapshot(path, vmmVersion, st); err != nil {
 		return 0, err
 	}
+	slog.Debug("snapshot written", "path", path, "state", saved.Sub(start), "file", time.Since(saved))
 	fi, err := os.Stat(path)
 	if err != nil {
 		return 0, err
