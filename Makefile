@@ -88,7 +88,7 @@ vet:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 
 unit:
-	$(GO) test -count=1 ./kvm/ ./machine/ ./devices/... ./chardev/ ./boot/ ./cmd/... ./qmp/
+	$(GO) test -count=1 ./kvm/ ./machine/ ./devices/... ./chardev/ ./boot/ ./cmd/... ./qmp/ ./snapshot/
 
 # race: the unit packages under the race detector (which needs cgo).
 RACE_PKGS := ./devices/... ./chardev/ ./machine/ ./soak/ ./cmd/... ./qmp/ ./snapshot/
