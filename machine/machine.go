@@ -42,6 +42,10 @@ type Config struct {
 	// NoPCI leaves out the PCI host bridge (QEMU's microvm); VirtioPCI
 	// must then be empty.
 	NoPCI bool
+	// PVPanicPCI adds QEMU's pvpanic-pci function (1b36:0011) after the
+	// virtio-pci ones: the same events as the ISA port, through a memory
+	// BAR, for kernels without ACPI (which cannot find QEMU0001).
+	PVPanicPCI bool
 	// Panicked is called (on a vCPU thread: it must not wait for the
 	// vCPUs) with the events the guest reports through the pvpanic
 	// device (devices.PanicPanicked, PanicCrashLoaded). nil: the panic

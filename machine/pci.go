@@ -3,6 +3,7 @@ package machine
 import (
 	"fmt"
 
+	"vmm/devices"
 	"vmm/devices/pci"
 	"vmm/devices/virtio"
 )
@@ -67,5 +68,39 @@ func (m *Machine) addVirtioPCI() ([]pciSlot, error) {
 		}
 		slots = append(slots, pciSlot{slot: slot, gsi: gsi})
 	}
+	if m.cfg.PVPanicPCI {
+		bar := uint64(pciMMIO32Base) + uint64(len(m.cfg.VirtioPCI))*virtio.PCIBARSize
+		if err := m.addPVPanicPCI(root, len(m.cfg.VirtioPCI)+1, bar); err != nil {
+			return nil, err
+		}
+	}
 	return slots, nil
+}
+
+// pvpanic-pci's identity (QEMU's hw/misc/pvpanic-pci.c: Red Hat's QEMU
+// vendor id, class "system peripheral, other") and its BAR: the register
+// is one byte, a memory BAR is at least 16.
+const (
+	pvpanicPCIVendor = 0x1b36
+	pvpanicPCIDevice = 0x0011
+	pvpanicPCIClass  = 0x088000
+	pvpanicPCIBAR    = 16
+)
+
+// addPVPanicPCI puts the pvpanic-pci function in slot with its register
+// at bar: Linux's pvpanic-pci driver reads the supported events there and
+// writes PANICKED from its panic notifier.
+func (m *Machine) addPVPanicPCI(root *pci.Root, slot int, bar uint64) error {
+	if bar+pvpanicPCIBAR > pciMMIO32Base+pciMMIO32Size {
+		return fmt.Errorf("pvpanic-pci: no room in the PCI window")
+	}
+	cs := pci.NewConfigSpace(pci.Header{VendorID: pvpanicPCIVendor, DeviceID: pvpanicPCIDevice,
+		Class: pvpanicPCIClass, SubsysVendorID: 0x1af4, SubsysID: 0x1100})
+	if err := cs.SetBAR(0, pci.BAR{Kind: pci.BARMem32, Size: pvpanicPCIBAR, Addr: bar}); err != nil {
+		return fmt.Errorf("pvpanic-pci: %w", err)
+	}
+	if err := root.Add(slot, cs); err != nil {
+		return fmt.Errorf("pvpanic-pci: %w", err)
+	}
+	return m.mmio.Add(bar, pvpanicPCIBAR, "pvpanic-pci", devices.NewPVPanic(m.panicked))
 }

@@ -180,3 +180,22 @@ func TestEmulatingHostHints(t *testing.T) {
 	p := startVM(t, exec.Command(vmmBinary(t), "run", "-kernel", bz, "-serial", "null"))
 	waitConsole(t, p, "vmm: warning: this host's KVM emulates guest kernel mode (kvm_pvm): a distribution kernel boots very slowly", time.Minute)
 }
+
+// TestLinuxPanic: the Linux test kernel (no ACPI, so the ISA pvpanic's
+// QEMU0001 is out of its reach) with -device pvpanic-pci: its
+// pvpanic-pci driver binds 1b36:0011, and when init exits the kernel's
+// panic reaches vmm, which ends with 1 and says so, where the panic's
+// reboot=t triple fault would otherwise end it with 0.
+func TestLinuxPanic(t *testing.T) {
+	needKVM(t)
+	vmlinux, initrd := linuxKernel(t)
+	r := runVMM(t, "-kernel", vmlinux, "-initrd", initrd, "-m", "128M", "-cpu", linuxCPU,
+		"-device", "pvpanic-pci", "-append", linuxCmdline+" vmm.cmd=panic")
+	want := "vmm: the guest panicked (pvpanic); exit status 1 (-action panic=exit-failure)"
+	if r.status != 1 || strings.TrimSpace(r.stderr) != want {
+		t.Errorf("status %d, stderr %q; want 1 and %q", r.status, r.stderr, want)
+	}
+	if !strings.Contains(r.stdout, "vmm-init: panic: init exits") || !strings.Contains(r.stdout, "Attempted to kill init") {
+		t.Errorf("console lacks the init's last line and the kernel's panic\n%s", r.stdout)
+	}
+}

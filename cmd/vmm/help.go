@@ -58,6 +58,7 @@ Options:
                         a port on the controller whose id is ID (bus=ID.0; default the first)
   -device pvpanic[,ioport=0x505]
                         the ISA pvpanic device; always present
+  -device pvpanic-pci   QEMU's PCI pvpanic (1b36:0011), for kernels without ACPI
   -qmp unix:PATH,server=on[,wait=on|off] | tcp:HOST:PORT,server=on[,wait=on|off]
                         a QMP monitor (QEMU's JSON control protocol) listening there
   -mon chardev=ID,mode=control

@@ -55,6 +55,9 @@ func machineIdentity(o *options, cfgs []serialBusConfig) string {
 			fmt.Fprintf(&b, " -device %s,nr=%d,name=%q,drop=%v,limit=%d", driver, p.Nr, p.Name, p.DropDisconnected, p.Limit)
 		}
 	}
+	if o.devices.pvpanicPCI {
+		b.WriteString(" -device pvpanic-pci")
+	}
 	return b.String()
 }
 

@@ -174,7 +174,7 @@ func boot(o *options) (int, error) {
 	m, err = machine.New(machine.Config{
 		MemSize: o.memSize, CPUs: o.cpus, Kernel: kernel, Initrd: initrd,
 		Cmdline: o.cmdline, CPUFeatures: o.cpu, SerialOut: serialOut,
-		VirtioMMIO: mmioDevs, VirtioPCI: pciDevs, NoACPI: !o.acpi, NoPCI: o.microvm,
+		VirtioMMIO: mmioDevs, VirtioPCI: pciDevs, NoACPI: !o.acpi, NoPCI: o.microvm, PVPanicPCI: o.devices.pvpanicPCI,
 		Panicked: onGuestPanic(o.panicAction, &m),
 		Restore:  restore, StartPaused: startPaused,
 	})

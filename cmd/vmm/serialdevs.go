@@ -14,6 +14,8 @@ type serialDevices struct {
 	ports    []*qemuOpts       // virtserialport and virtconsole, in order
 	ids      map[string]string // -device id= → driver, for uniqueness
 	chardevs map[string]*chardevSpec
+	// pvpanicPCI is -device pvpanic-pci (machine.Config.PVPanicPCI).
+	pvpanicPCI bool
 }
 
 // serialBus is one virtio-serial controller.
@@ -62,8 +64,15 @@ func (s *serialDevices) addDevice(v string) error {
 			return fmt.Errorf("-device pvpanic: ioport=%s: only 0x505 is supported", port)
 		}
 		return o.unused()
+	case "pvpanic-pci":
+		// QEMU's PCI pvpanic, for guests without ACPI; one per VM.
+		if s.pvpanicPCI {
+			return fmt.Errorf("-device pvpanic-pci: given twice (a VM has one)")
+		}
+		s.pvpanicPCI = true
+		return o.unused()
 	default:
-		return fmt.Errorf("-device %s: unknown device (want virtio-serial, virtio-serial-pci, virtio-serial-device, virtserialport, virtconsole or pvpanic)", o.driver)
+		return fmt.Errorf("-device %s: unknown device (want virtio-serial, virtio-serial-pci, virtio-serial-device, virtserialport, virtconsole, pvpanic or pvpanic-pci)", o.driver)
 	}
 	return nil
 }
@@ -181,6 +190,9 @@ func (s *serialDevices) build() ([]serialBusConfig, error) {
 // (-M microvm): the bare name follows the machine, as in QEMU; an
 // explicit -pci is refused.
 func (s *serialDevices) noPCI() error {
+	if s.pvpanicPCI {
+		return fmt.Errorf("-device pvpanic-pci: -M microvm has no PCI bus (the ISA pvpanic at 0x505 is always there)")
+	}
 	for _, b := range s.buses {
 		switch b.opts.driver {
 		case "virtio-serial-pci":

@@ -21,6 +21,7 @@
 //	vs=JOBS  virtio-serial transfers (vs.go)
 //	accept[=CASE,…]  the virtio-serial acceptance cases (acceptance.go)
 //	hotplug  a port added and removed through QMP (hotplug.go)
+//	panic    the init exits, so the kernel panics ("Attempted to kill init")
 //
 // Before the command it loads the kernel modules named by vmm.modules=a,b,c
 // from /modules/ (modules.go), in that order, and opens /dev/console again
@@ -205,6 +206,11 @@ func run(cmd string) (int, error) {
 			return failStatus, err
 		}
 		return 0, nil
+	case cmd == "panic":
+		// init ending makes the kernel panic ("Attempted to kill init"):
+		// a real panic, through the notifiers pvpanic hooks.
+		logf("panic: init exits")
+		os.Exit(0)
 	case strings.HasPrefix(cmd, "exit="):
 		n, err := strconv.Atoi(strings.TrimPrefix(cmd, "exit="))
 		if err != nil || n < 0 || n > 255 {
