@@ -15,6 +15,7 @@ import (
 
 	"vmm/boot"
 	"vmm/devices"
+	"vmm/devices/pci"
 	"vmm/devices/virtio"
 	"vmm/kvm"
 	"vmm/snapshot"
@@ -80,6 +81,7 @@ type Machine struct {
 	entry          *boot.Entry
 	supportedCPUID []kvm.CPUIDEntry
 	uart           *devices.UART
+	pvpanicPCI     *pci.ConfigSpace // -device pvpanic-pci's function, nil without
 	postFD         int
 	closers        []io.Closer // transports, closed before the VM
 

@@ -102,5 +102,6 @@ func (m *Machine) addPVPanicPCI(root *pci.Root, slot int, bar uint64) error {
 	if err := root.Add(slot, cs); err != nil {
 		return fmt.Errorf("pvpanic-pci: %w", err)
 	}
+	m.pvpanicPCI = cs
 	return m.mmio.Add(bar, pvpanicPCIBAR, "pvpanic-pci", devices.NewPVPanic(m.panicked))
 }

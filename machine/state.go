@@ -164,9 +164,13 @@ type namedDevice struct {
 }
 
 // legacyDevices are the machine's own devices with state. (pvpanic and
-// the debug-exit port have none; the caller saves the virtio devices.)
+// the debug-exit port have none, pvpanic-pci only its configuration
+// space; the caller saves the virtio devices.)
 func (m *Machine) legacyDevices() []namedDevice {
 	out := []namedDevice{{"com1", m.uart}}
+	if m.pvpanicPCI != nil {
+		out = append(out, namedDevice{"pvpanic-pci", m.pvpanicPCI})
+	}
 	for _, d := range []struct {
 		name string
 		port uint64
