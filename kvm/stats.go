@@ -12,9 +12,6 @@ import (
 // pread. Only the cumulative counters and instant values are summed
 // here; histograms are skipped.
 
-// capBinaryStatsFD is KVM_CAP_BINARY_STATS_FD.
-const capBinaryStatsFD = 203
-
 var reqGetStatsFD = io(0xce)
 
 // Stats reads the vCPU's statistics by name ("exits", "io_exits", …).

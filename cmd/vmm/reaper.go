@@ -5,6 +5,8 @@ import (
 	"os"
 	"syscall"
 
+	"golang.org/x/sys/unix"
+
 	"vmm/machine"
 )
 
@@ -34,16 +36,18 @@ func startReaper(m *machine.Machine) {
 	if err != nil {
 		return
 	}
-	// The helper blocks reading r until every copy of w is gone: vmm's
-	// exit. w is close-on-exec, so no other child inherits it.
-	r, w, err := os.Pipe()
-	if err != nil {
+	// The helper blocks reading the pipe until every copy of its write
+	// end is gone: vmm's exit. The write end is close-on-exec, so no
+	// other child inherits it, and a bare fd (no os.File, whose
+	// finalizer would close it) that vmm never closes.
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
 		return
 	}
-	defer r.Close()
+	defer unix.Close(p[0])
 	null, err := os.Open(os.DevNull)
 	if err != nil {
-		w.Close()
+		unix.Close(p[1])
 		return
 	}
 	defer null.Close()
@@ -52,19 +56,14 @@ func startReaper(m *machine.Machine) {
 	// child is never waited for: init reaps it after vmm exits.
 	_, err = syscall.ForkExec(self, []string{self, reaperArg}, &syscall.ProcAttr{
 		Env:   os.Environ(),
-		Files: []uintptr{null.Fd(), null.Fd(), null.Fd(), vm.Fd(), r.Fd()},
+		Files: []uintptr{null.Fd(), null.Fd(), null.Fd(), vm.Fd(), uintptr(p[0])},
 		Sys:   &syscall.SysProcAttr{Setsid: true},
 	})
 	if err != nil {
 		slog.Debug("VM reaper not started; closing the VM here", "err", err)
-		w.Close()
-		return
+		unix.Close(p[1])
 	}
-	reaperPipe = w // held open until exit
 }
-
-// reaperPipe is the write end the helper waits on.
-var reaperPipe *os.File
 
 // reap is the helper: fd 3 is the VM, fd 4 the pipe. It returns once
 // vmm has exited; the VM goes with the helper's own exit.
