@@ -44,7 +44,7 @@ func TestBadInput(t *testing.T) {
 		{"empty file path", []string{"-kernel", guest, "-chardev", "file,id=a,path="}, "-chardev file: path= is empty", false},
 		{"ringbuf size zero", []string{"-kernel", guest, "-chardev", "ringbuf,id=a,size=0"}, "size=0 must be a power of two from 1 to 1G, e.g. size=64K", false},
 		{"smp topology disagrees", []string{"-kernel", guest, "-smp", "4,sockets=1,cores=2,threads=1"}, "but cpus=4", false},
-		{"daemonize", []string{"-kernel", guest, "-daemonize"}, "-daemonize is not supported", false},
+		{"daemonize with stdio", []string{"-kernel", guest, "-daemonize", "-serial", "stdio"}, "-daemonize: -serial stdio would need the terminal vmm leaves", false},
 		{"microvm with a PCI device", []string{"-kernel", guest, "-M", "microvm", "-device", "virtio-serial-pci"}, "-M microvm has no PCI bus", false},
 		{"pidfile in a missing folder", []string{"-kernel", guest, "-pidfile", dir + "/no/such/dir/pid"}, "-pidfile: open " + dir + "/no/such/dir/pid", false},
 		{"smp 0", []string{"-kernel", guest, "-smp", "0"}, "-smp 0: at least one vCPU is needed", false},
