@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -61,8 +62,9 @@ func runsHere(t *testing.T) bool {
 		out    string
 		status int
 	)
-	// An outer kernel that panicked or hung (TCG bugs, see
-	// nested.Retryable) says nothing about the test: it gets one more try.
+	// An outer machine that panicked, hung, went silent or outlived the
+	// test's own -test.timeout (TCG bugs, see nested.Retryable) says
+	// nothing about the test: it gets one more try.
 	for try := 1; ; try++ {
 		var console syncBuffer
 		start := time.Now()
@@ -103,12 +105,18 @@ func TestNestedRig(t *testing.T) {
 	if err != nil {
 		t.Fatalf("nested.Prepare: %v", err)
 	}
-	var console syncBuffer
+	var (
+		console syncBuffer
+		beats   atomic.Int32
+	)
+	// The command outlasts one heartbeat (every 15 s): L1 must print it,
+	// or a command that is silent for minutes would be given up.
 	status, err := r.Run(context.Background(), nested.Command{
 		Args: []string{"sh", "-c", `test -c /dev/kvm && echo kvm=yes; echo "inside=$` + nested.EnvInside + `"; ` +
 			`test -f Makefile && echo checkout=yes; echo data >"$TMPDIR/f" && cat "$TMPDIR/f"; ` +
-			`touch Makefile 2>/dev/null || echo root=ro; exit 7`},
+			`touch Makefile 2>/dev/null || echo root=ro; sleep 17; exit 7`},
 		Dir: repoRoot(), Timeout: 5 * time.Minute, Console: &console,
+		OnHeartbeat: func() { beats.Add(1) },
 	})
 	if err != nil {
 		t.Fatalf("rig.Run: %v", err)
@@ -117,4 +125,10 @@ func TestNestedRig(t *testing.T) {
 		t.Errorf("rig.Run status = %d; want 7\n%s", status, console.String())
 	}
 	checkLines(t, console.String(), []string{"kvm=yes", "inside=1", "checkout=yes", "data", "root=ro"})
+	if beats.Load() == 0 {
+		t.Errorf("no heartbeat from L1 in a 17 s command\n%s", console.String())
+	}
+	if strings.Contains(console.String(), "alive") {
+		t.Errorf("the heartbeat reached the console:\n%s", console.String())
+	}
 }

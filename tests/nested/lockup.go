@@ -18,9 +18,15 @@ import (
 var ErrOuterHung = errors.New("the outer machine's kernel reported a soft lockup")
 
 // Retryable reports whether err says the outer machine failed on its own
-// (it panicked or hung), so that running the command again is fair.
+// (it panicked, hung, went silent or outlived the command's own
+// timeout), so that running the command again is fair.
 func Retryable(err error) bool {
-	return errors.Is(err, ErrOuterCrashed) || errors.Is(err, ErrOuterHung)
+	for _, e := range []error{ErrOuterCrashed, ErrOuterHung, ErrOuterSilent, ErrOuterTimeout} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // lockupLimit is how long a soft lockup (the outer kernel's watchdog

@@ -30,6 +30,9 @@ type Command struct {
 	// puts a terminal in raw mode, so keys such as vmm's Ctrl-A x reach
 	// the command. Without it the command's stdin is /dev/null.
 	Stdin *os.File
+	// OnHeartbeat, if set, is called for each heartbeat L1 prints while
+	// the command runs (the heartbeat never reaches Console).
+	OnHeartbeat func()
 }
 
 // Run boots the outer machine, runs c there and returns the command's
@@ -58,6 +61,12 @@ func (r *Rig) Run(ctx context.Context, c Command) (int, error) {
 		return 0, err
 	}
 	defer os.RemoveAll(out)
+	// L1 mounts the run folder at its host path under the host's root:
+	// a symlink on the way (a build folder linked elsewhere) would point
+	// outside that root there.
+	if out, err = filepath.EvalSymlinks(out); err != nil {
+		return 0, err
+	}
 	if err := r.stage(out, &c); err != nil {
 		return 0, err
 	}
@@ -72,6 +81,9 @@ func (r *Rig) Run(ctx context.Context, c Command) (int, error) {
 	if c.Console != nil {
 		w = io.MultiWriter(console, watch, c.Console)
 	}
+	beat := newHeartbeat(w, c.OnHeartbeat)
+	defer beat.flush()
+	go watchSilence(ctx, beat, silenceLimit, func() { hang(ErrOuterSilent) })
 	q := exec.CommandContext(ctx, qemu,
 		"-accel", "tcg,thread=multi", "-cpu", "max",
 		"-smp", strconv.Itoa(c.CPUs), "-m", strconv.Itoa(c.MemMiB)+"M",
@@ -83,7 +95,7 @@ func (r *Rig) Run(ctx context.Context, c Command) (int, error) {
 		"-append", "console=ttyS0 quiet panic=-1 nested.out="+out,
 	)
 	// One writer for both: exec copies each through its own goroutine.
-	both := &crlf{w: w}
+	both := &crlf{w: beat}
 	q.Stdout, q.Stderr = both, both
 	if c.Stdin != nil {
 		// A terminal in raw mode needs its carriage returns.
@@ -92,11 +104,14 @@ func (r *Rig) Run(ctx context.Context, c Command) (int, error) {
 	}
 	start := time.Now()
 	err = q.Run()
-	if errors.Is(context.Cause(ctx), ErrOuterHung) {
-		return 0, fmt.Errorf("%w for %ds or more (stopped after %v); its console ended:\n%s", ErrOuterHung, lockupLimit, time.Since(start).Round(time.Second), console)
-	}
-	if ctx.Err() != nil {
-		return 0, fmt.Errorf("outer machine timed out after %v; its console ended:\n%s", time.Since(start).Round(time.Second), console)
+	took := time.Since(start).Round(time.Second)
+	switch cause := context.Cause(ctx); {
+	case errors.Is(cause, ErrOuterHung):
+		return 0, fmt.Errorf("%w for %ds or more (stopped after %v); its console ended:\n%s", ErrOuterHung, lockupLimit, took, console)
+	case errors.Is(cause, ErrOuterSilent):
+		return 0, fmt.Errorf("%w for %v (stopped after %v); its console ended:\n%s", ErrOuterSilent, silenceLimit, took, console)
+	case ctx.Err() != nil:
+		return 0, fmt.Errorf("%w after %v; its console ended:\n%s", ErrOuterTimeout, took, console)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w; its console ended:\n%s", qemu, err, console)
@@ -118,6 +133,24 @@ func (r *Rig) Run(ctx context.Context, c Command) (int, error) {
 	return status, nil
 }
 
+// watchSilence calls silent once the console has said nothing, not
+// even the heartbeat, for limit; it returns when ctx ends.
+func watchSilence(ctx context.Context, beat *heartbeat, limit time.Duration, silent func()) {
+	t := time.NewTicker(limit / 36)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if beat.silentFor() > limit {
+				silent()
+				return
+			}
+		}
+	}
+}
+
 // stage writes cmd.sh into the run folder, which L1's init runs
 // chrooted at the host's root.
 func (r *Rig) stage(out string, c *Command) error {
@@ -131,6 +164,11 @@ func (r *Rig) stage(out string, c *Command) error {
 	}, c.Env...)
 	for _, e := range env {
 		fmt.Fprintf(&sh, "export %s\n", shellQuote(e))
+	}
+	if c.Stdin == nil {
+		// The heartbeat shows that L1 still runs its own user space; a
+		// terminal (Stdin) would show it to the person typing.
+		fmt.Fprintf(&sh, "(while sleep %d; do echo %s; done) &\n", int(heartbeatEvery.Seconds()), shellQuote(heartbeatLine))
 	}
 	fmt.Fprintf(&sh, "cd %s || exit 125\nexec", shellQuote(c.Dir))
 	for _, a := range c.Args {
