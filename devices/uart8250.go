@@ -21,8 +21,10 @@ type UART struct {
 	dll, dlm                byte
 	lsrErr                  byte
 	rx                      []byte
-	threPending             bool // THR-empty interrupt not yet acknowledged
-	level                   bool // current interrupt line level
+	threPending             bool   // THR-empty interrupt not yet acknowledged
+	level                   bool   // current interrupt line level
+	raised                  uint64 // times the line went high
+	received, sent          uint64 // bytes into the RX FIFO, bytes out of THR
 }
 
 // uartFIFOSize is the 16550A's receive FIFO depth.
@@ -90,6 +92,7 @@ func (u *UART) Receive(b []byte) int {
 	u.mu.Lock()
 	n := min(len(b), uartFIFOSize-len(u.rx))
 	u.rx = append(u.rx, b[:n]...)
+	u.received += uint64(n)
 	u.update()
 	u.mu.Unlock()
 	return n
@@ -184,6 +187,7 @@ func (u *UART) Write(off uint64, data []byte) {
 			}
 		} else {
 			tx = true
+			u.sent++
 		}
 		u.threPending = true // the byte left at once: THR is empty again
 	case regIER:
@@ -243,6 +247,29 @@ func (u *UART) update() {
 	level := u.iir() != iirNone && u.mcr&mcrOut2 != 0
 	if level != u.level {
 		u.level = level
+		if level {
+			u.raised++
+		}
 		u.irq(level)
 	}
+}
+
+// UARTStats is a look at the UART from outside, for diagnosing a guest
+// that stopped reading or writing its console: the registers, what
+// waits in the FIFO, the interrupt the chip asks for, and counters.
+type UARTStats struct {
+	IER, IIR, LCR, MCR byte // IIR as the guest would read it (reading acknowledges nothing here)
+	RXFIFO             int  // bytes waiting for the guest
+	THREPending        bool
+	Level              bool   // the interrupt line (IIR says one, and OUT2 gates it through)
+	Raised             uint64 // rising edges of the line
+	Received, Sent     uint64 // bytes to and from the guest
+}
+
+// Stats returns the UART's state now without changing it.
+func (u *UART) Stats() UARTStats {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return UARTStats{IER: u.ier, IIR: u.iir(), LCR: u.lcr, MCR: u.mcr, RXFIFO: len(u.rx),
+		THREPending: u.threPending, Level: u.level, Raised: u.raised, Received: u.received, Sent: u.sent}
 }

@@ -313,3 +313,31 @@ func TestUARTLinuxSequences(t *testing.T) {
 		})
 	}
 }
+
+// TestUARTStats: Stats shows what waits, the interrupt asked for and
+// the counters, and looking does not acknowledge anything.
+func TestUARTStats(t *testing.T) {
+	r := newUARTRig()
+	r.write(regMCR, mcrOut2)
+	r.write(regIER, ierRDI|ierTHRI) // THR empty: THRE interrupt
+	r.write(regData, 'a')
+	r.u.Receive([]byte("xyz"))
+	s := r.u.Stats()
+	want := UARTStats{IER: ierRDI | ierTHRI, IIR: iirRDI, MCR: mcrOut2, RXFIFO: 3, THREPending: true,
+		Level: true, Raised: 1, Received: 3, Sent: 1}
+	if s != want {
+		t.Fatalf("Stats() = %+v; want %+v", s, want)
+	}
+	if again := r.u.Stats(); again != s {
+		t.Errorf("Stats() changed the UART: %+v, then %+v", s, again)
+	}
+	for range 3 {
+		r.read(regData)
+	}
+	if iir := r.read(regIIR); iir&0x0f != iirTHRI {
+		t.Fatalf("IIR = %#x; want THRI once RX is empty", iir)
+	}
+	if s := r.u.Stats(); s.Level || s.RXFIFO != 0 || s.THREPending || s.Raised != 1 {
+		t.Errorf("Stats() after reading RX and IIR = %+v; want the line low, nothing pending, one rise", s)
+	}
+}

@@ -756,6 +756,7 @@ func TestQMPLinuxHotplug(t *testing.T) {
 	if hot.BytesToGuest != 5 || hot.BytesFromGuest < 4+4<<20+1<<20 || hot.Connections != 1 || !hot.GuestOpen {
 		t.Errorf("hot0 metrics = %+v; want 5 bytes to the guest (ping, ack), at least pong + 5 MiB from it, one connection, open", hot)
 	}
+	checkSerialQuery(t, c)
 	c.must("device_del", map[string]any{"id": "hot0"}, nil)
 	ev := c.waitEvent("DEVICE_DELETED", 1, 30*time.Second)
 	if ev.Data["device"] != "hot0" {
@@ -873,4 +874,35 @@ func TestQMPMonitorForms(t *testing.T) {
 	if status := cmd.ProcessState.ExitCode(); status != 4 || !strings.Contains(out.String(), "guest: hello\nup\n") {
 		t.Errorf("status %d, output %q; want 4 and the guest's line", status, out.String())
 	}
+}
+
+// serialQuery is __org.vmm_query-serial's answer.
+type serialQuery struct {
+	IER, IIR       byte
+	RXFIFO         int    `json:"rx-fifo"`
+	Level          bool   `json:"line-level"`
+	Raised         uint64 `json:"line-raised"`
+	BytesFromGuest uint64 `json:"bytes-from-guest"`
+	Pin            struct {
+		Pin            int
+		Vector         uint8
+		Masked         bool
+		LevelTriggered bool `json:"level-triggered"`
+		IRR            bool
+	} `json:"ioapic-pin"`
+}
+
+// checkSerialQuery asks a booted Linux guest's vmm for COM1's state:
+// the 8250 driver has the receive interrupt on and has printed through
+// the chip, and its pin is routed (unmasked, edge-triggered as ISA IRQ 4
+// is, a vector) with nothing pending, as in a guest whose console works.
+func checkSerialQuery(t *testing.T, c *qmpClient) {
+	t.Helper()
+	var s serialQuery
+	c.must("__org.vmm_query-serial", nil, &s)
+	if s.IER&1 == 0 || s.BytesFromGuest == 0 || s.Raised == 0 || s.Pin.Pin != 4 || s.Pin.Masked ||
+		s.Pin.LevelTriggered || s.Pin.Vector < 0x20 || s.RXFIFO != 0 || (s.Level && s.IIR&1 != 0) {
+		t.Errorf("__org.vmm_query-serial = %+v; want RX interrupt on, output sent, the line raised before, pin 4 unmasked edge-triggered with a vector, empty FIFO", s)
+	}
+	t.Logf("COM1: %+v", s)
 }

@@ -81,12 +81,17 @@ func TestShell(t *testing.T) {
 	g := testKernelShell(t)
 	t.Run("interactive", func(t *testing.T) {
 		t.Parallel()
-		shellSession(t, exec.Command(vmmBinary(t), g.vmmArgs(g.Cmdline, "-serial", "stdio")...), g)
+		shellSession(t, exec.Command(vmmBinary(t), g.vmmArgs(g.Cmdline, "-serial", "stdio", "-qmp", qmpArg(t))...), g)
 	})
 	t.Run("vmm.run", func(t *testing.T) {
 		t.Parallel()
 		shellRunSession(t, exec.Command(vmmBinary(t), g.vmmArgs(g.Cmdline+" "+shellRunWord)...), g)
 	})
+}
+
+// qmpArg is -qmp's value for a QMP socket in a new temporary folder.
+func qmpArg(t *testing.T) string {
+	return "unix:" + filepath.Join(t.TempDir(), "qmp.sock") + ",server=on,wait=off"
 }
 
 // shellRunWord makes the init run a command instead of the shell.
@@ -134,6 +139,9 @@ func shellSession(t *testing.T, vm *exec.Cmd, g shellGuest) {
 
 	term := &terminal{t: t, p: p, master: master, diag: &diag}
 	ready := waitConsole(t, p, "vmm-shell: ready", g.boot())
+	if sock := qmpSocketOf(vm); sock != "" {
+		term.qmp = connectQMP(t, sock)
+	}
 	term.expect(shellPrompt, g.step())
 	t.Logf("boot to ready line %v, to prompt %v", ready.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 
@@ -173,6 +181,16 @@ func shellSession(t *testing.T, vm *exec.Cmd, g shellGuest) {
 	t.Logf("Ctrl-A x to exit: %v", time.Since(quit).Round(time.Millisecond))
 }
 
+// qmpSocketOf returns the socket of vm's "-qmp unix:PATH,…", if any.
+func qmpSocketOf(vm *exec.Cmd) string {
+	for i, a := range vm.Args[:max(len(vm.Args)-1, 0)] {
+		if v := vm.Args[i+1]; a == "-qmp" && strings.HasPrefix(v, "unix:") {
+			return strings.SplitN(strings.TrimPrefix(v, "unix:"), ",", 2)[0]
+		}
+	}
+	return ""
+}
+
 // terminal is the user's side of the pty.
 type terminal struct {
 	t      *testing.T
@@ -180,6 +198,21 @@ type terminal struct {
 	master *os.File
 	diag   *syncBuffer
 	seen   int // output before this offset (with \r removed) is consumed
+	// qmp, if set, is asked for COM1's state when the terminal stalls.
+	qmp *qmpClient
+}
+
+// serialState is COM1's state from __org.vmm_query-serial, for a
+// failure message: whether a stall was the guest's or the line's.
+func (m *terminal) serialState() string {
+	if m.qmp == nil {
+		return "(no QMP: COM1 state unknown)"
+	}
+	var s map[string]any
+	if err := m.qmp.run("__org.vmm_query-serial", nil, &s); err != nil {
+		return fmt.Sprintf("__org.vmm_query-serial: %v", err)
+	}
+	return fmt.Sprintf("COM1: %v", s)
 }
 
 func (m *terminal) write(s string) {
@@ -235,7 +268,7 @@ func (m *terminal) expect(want string, timeout time.Duration) {
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			m.t.Fatalf("terminal did not show %q within %v after the last match (at %d)\nterminal:\n%s\nstderr:\n%s", want, timeout, m.seen, out, m.diag)
+			m.t.Fatalf("terminal did not show %q within %v after the last match (at %d)\n%s\nterminal:\n%s\nstderr:\n%s", want, timeout, m.seen, m.serialState(), out, m.diag)
 		}
 	}
 }

@@ -77,11 +77,12 @@ func TestStockSnapshot(t *testing.T) {
 	if !strings.Contains(strings.ReplaceAll(a.p.con.String(), "\r", ""), " name="+port+"\n") {
 		t.Fatalf("the init did not list port %s\n%s", port, &a.p.con)
 	}
+	qa := connectQMP(t, filepath.Join(dirA, "qmp.sock"))
+	a.qmp = qa
 	a.run("echo before-$((6*7))", "\nbefore-42\n", g.step())
 	// (A read with no host peer connected is at its end at once.)
 	oldPeer := dial(t, filepath.Join(dirA, "data.sock"))
 	defer oldPeer.Close()
-	qa := connectQMP(t, filepath.Join(dirA, "qmp.sock"))
 	a.run("head -n 1 /dev/virtio-ports/"+port+" >/tmp/got &", "\n"+shellPrompt, g.step())
 	waitUntil(t, g.step(), "the guest's reader to open the port", func() bool { return frontendOpen(qa) })
 
@@ -123,6 +124,7 @@ func TestStockSnapshot(t *testing.T) {
 		return err == nil
 	})
 	qb := connectQMP(t, filepath.Join(dirB, "qmp.sock"))
+	b.qmp = qb
 	qb.must("query-status", nil, &status)
 	if status.Status != "paused" {
 		t.Fatalf("restored VM with -S is %q; want paused\nstderr:\n%s", status.Status, b.diag)

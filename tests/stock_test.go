@@ -230,7 +230,7 @@ func TestStockUserland(t *testing.T) {
 		Mem: "512M", Transport: "virtio-serial-pci", Extra: []string{"-smp", "2"},
 		Boot: 5 * time.Minute, Step: 2 * time.Minute}
 	t.Run("shell", func(t *testing.T) {
-		shellSession(t, exec.Command(vmmBinary(t), g.vmmArgs(g.Cmdline, "-serial", "stdio")...), g)
+		shellSession(t, exec.Command(vmmBinary(t), g.vmmArgs(g.Cmdline, "-serial", "stdio", "-qmp", qmpArg(t))...), g)
 	})
 	t.Run("agent/vmm", func(t *testing.T) {
 		sock := filepath.Join(t.TempDir(), "qga.sock")

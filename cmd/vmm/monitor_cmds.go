@@ -30,6 +30,7 @@ func (mon *monitor) register() {
 	qmp.Handle(s, "device_add", mon.deviceAdd)
 	qmp.Handle(s, "device_del", mon.deviceDel)
 	qmp.Handle(s, portStatsCommand, mon.queryPortStats)
+	qmp.Handle(s, serialQueryCommand, mon.querySerial)
 }
 
 func (mon *monitor) queryStatus(*qmp.Call, *noArgs) (any, error) {
