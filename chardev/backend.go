@@ -1,20 +1,5 @@
 package chardev
 
-// Conn is one connection to a host peer, as a port sees it. R and W are
-// non-blocking fds (the same fd for a socket); either may be -1 when the
-// backend has no such direction (a write-only file, null).
-type Conn struct {
-	R, W int
-	// EOFIsDisconnect: end of input means the peer left (sockets), as
-	// opposed to input that is simply exhausted (a file, stdin at EOF)
-	// while output still works.
-	EOFIsDisconnect bool
-	// Discard: writes vanish and count as done (the null backend).
-	Discard bool
-	// Ring, when set, takes all output in memory (the ringbuf backend).
-	Ring *Ringbuf
-}
-
 // Sink receives a backend's connection events, on the loop goroutine
 // (or during Start): timers and watcher goroutines reach it through
 // Loop.Post.
@@ -33,9 +18,9 @@ type Backend interface {
 	// to sink. A socket server with wait=on blocks here until its first
 	// client arrives, as QEMU does.
 	Start(loop *Loop, sink Sink) error
-	// Drop ends the current connection after the port saw EOF, a hang-up
-	// or an error on it: the backend closes its fds and, if it can, waits
-	// for the next peer (a server accepts again).
+	// Drop ends the current connection after the port saw the peer
+	// leave or an error on it: the backend closes its fds and, if it
+	// can, waits for the next peer (a server accepts again).
 	Drop(c Conn)
 	// Close releases everything.
 	Close() error

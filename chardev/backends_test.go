@@ -57,6 +57,9 @@ func (s *recSink) waitConns(t *testing.T, n int) Conn {
 	return s.conns[n-1]
 }
 
+// fdsOf is an fd connection's fds, for tests that look at them.
+func fdsOf(c Conn) *fdConn { return c.(*fdConn) }
+
 func startLoop(t *testing.T) *Loop {
 	t.Helper()
 	l, err := NewLoop()
@@ -81,7 +84,7 @@ func TestTCPServerOneClientAtATime(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := sink.waitConns(t, 1)
-	if nd, err := unix.GetsockoptInt(c.R, unix.IPPROTO_TCP, unix.TCP_NODELAY); err != nil || nd == 0 {
+	if nd, err := unix.GetsockoptInt(fdsOf(c).r, unix.IPPROTO_TCP, unix.TCP_NODELAY); err != nil || nd == 0 {
 		t.Errorf("TCP_NODELAY = %d, %v; want set (nodelay=on)", nd, err)
 	}
 	// A second concurrent client waits in the backlog: it is not served
@@ -96,7 +99,7 @@ func TestTCPServerOneClientAtATime(t *testing.T) {
 	if n := len(sink.conns); n != 1 {
 		t.Fatalf("%d connections while the first client is connected; want 1", n)
 	}
-	unix.Write(c.W, []byte("hi"))
+	unix.Write(fdsOf(c).w, []byte("hi"))
 	buf := make([]byte, 2)
 	first.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := first.Read(buf); err != nil || string(buf) != "hi" {
@@ -109,7 +112,7 @@ func TestTCPServerOneClientAtATime(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	n := 0
 	for n < 6 && time.Now().Before(deadline) {
-		k, _ := unix.Read(c2.R, buf[n:])
+		k, _ := unix.Read(fdsOf(c2).r, buf[n:])
 		if k > 0 {
 			n += k
 		}
@@ -159,9 +162,10 @@ func TestTCPClientReconnect(t *testing.T) {
 	}
 }
 
-func TestPipeNoReaderNeverBlocks(t *testing.T) {
-	dir := t.TempDir()
-	base := filepath.Join(dir, "p")
+// startPipe makes FIFOs base.in and base.out and starts a pipe
+// backend on them; it returns the connection.
+func startPipe(t *testing.T, base string) Conn {
+	t.Helper()
 	for _, suffix := range []string{".in", ".out"} {
 		if err := unix.Mkfifo(base+suffix, 0o600); err != nil {
 			t.Fatal(err)
@@ -172,16 +176,22 @@ func TestPipeNoReaderNeverBlocks(t *testing.T) {
 	if err := p.Start(startLoop(t), sink); err != nil {
 		t.Fatal(err)
 	}
-	defer p.Close()
-	c := sink.waitConns(t, 1)
-	if c.R == c.W {
+	t.Cleanup(func() { p.Close() })
+	return sink.waitConns(t, 1)
+}
+
+func TestPipeNoReaderNeverBlocks(t *testing.T) {
+	dir := t.TempDir()
+	base := filepath.Join(dir, "p")
+	c := startPipe(t, base)
+	if fdsOf(c).r == fdsOf(c).w {
 		t.Fatalf("pipe with P.in and P.out gave one fd for both ways")
 	}
 	// No reader: writes fill the FIFO and then say EAGAIN, never block.
 	chunk := bytes.Repeat([]byte("x"), 4096)
 	written := 0
 	for i := 0; i < 1000; i++ {
-		n, err := unix.Write(c.W, chunk)
+		n, err := unix.Write(fdsOf(c).w, chunk)
 		if err == unix.EAGAIN {
 			break
 		}
@@ -212,8 +222,8 @@ func TestPipeNoReaderNeverBlocks(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p2.Close()
-	if c2 := sink2.waitConns(t, 1); c2.R != c2.W {
-		t.Errorf("pipe with only P: R=%d W=%d; want one fd", c2.R, c2.W)
+	if c2 := sink2.waitConns(t, 1); fdsOf(c2).r != fdsOf(c2).w {
+		t.Errorf("pipe with only P: R=%d W=%d; want one fd", fdsOf(c2).r, fdsOf(c2).w)
 	}
 	if err := NewPipe("m", filepath.Join(dir, "missing")).Start(nil, newRecSink()); err == nil {
 		t.Errorf("pipe to a missing path: Start = nil; want an error")
@@ -251,7 +261,7 @@ func TestPtyAttachAndLeave(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := sink.waitConns(t, 1)
-	unix.Write(c.W, []byte("to peer"))
+	unix.Write(fdsOf(c).w, []byte("to peer"))
 	buf := make([]byte, 7)
 	if _, err := readFull(slave, buf); err != nil || string(buf) != "to peer" {
 		t.Errorf("slave read %q, %v; want %q (raw, unchanged)", buf, err, "to peer")
@@ -322,7 +332,7 @@ func TestFileAppend(t *testing.T) {
 		if err := f.Start(nil, sink); err != nil {
 			t.Fatal(err)
 		}
-		unix.Write(sink.waitConns(t, 1).W, []byte("new\n"))
+		unix.Write(fdsOf(sink.waitConns(t, 1)).w, []byte("new\n"))
 		f.Close()
 		if b, _ := os.ReadFile(path); string(b) != tt.want {
 			t.Errorf("append=%v: file = %q; want %q", tt.appendMode, b, tt.want)

@@ -138,6 +138,23 @@ func (f *fifoReceiver) drain() {
 	}
 }
 
+// attachInput feeds c into dst as a front end does: an Input, and a
+// watch on c that tells it of readiness.
+func attachInput(t *testing.T, loop *Loop, c Conn, dst Receiver, onEnd func(error)) *Input {
+	t.Helper()
+	in := NewInput(loop, c, dst, onEnd)
+	w, err := c.Watch(loop, func(r Ready) {
+		if r&Readable != 0 {
+			in.Readable()
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { loop.Post(w.Remove) })
+	return in
+}
+
 func TestInputBackpressureLosesNothing(t *testing.T) {
 	loop, err := NewLoop()
 	if err != nil {
@@ -151,9 +168,7 @@ func TestInputBackpressureLosesNothing(t *testing.T) {
 	}
 	defer unix.Close(p[0])
 	f := &fifoReceiver{cap: 16}
-	if _, err := AttachInput(loop, p[0], f, nil); err != nil {
-		t.Fatal(err)
-	}
+	attachInput(t, loop, NewFDConn(p[0], -1), f, nil)
 	want := bytes.Repeat([]byte("abcdefghijklmnopqrstuvwxyz"), 400)
 	go func() {
 		for off := 0; off < len(want); {
@@ -315,9 +330,7 @@ func TestInputSpaceDuringDisarm(t *testing.T) {
 	defer unix.Close(p[1])
 	r := &racyReceiver{fifoReceiver: &fifoReceiver{cap: 16}}
 	r.raceOnce.Store(true)
-	if _, err := AttachInput(loop, p[0], r, nil); err != nil {
-		t.Fatal(err)
-	}
+	attachInput(t, loop, NewFDConn(p[0], -1), r, nil)
 	if _, err := unix.Write(p[1], []byte("x")); err != nil {
 		t.Fatal(err)
 	}
@@ -364,9 +377,7 @@ func TestInputPeerLeavesBehindFullFIFO(t *testing.T) {
 	defer unix.Close(sp[0])
 	r := &countingReceiver{fifoReceiver: &fifoReceiver{cap: 16}}
 	ended := make(chan struct{}, 2)
-	if _, err := AttachInput(loop, sp[0], r, func() { ended <- struct{}{} }); err != nil {
-		t.Fatal(err)
-	}
+	attachInput(t, loop, NewStreamConn(sp[0]), r, func(error) { ended <- struct{}{} })
 	want := []byte("0123456789abcdefghijklmnopqrstuvwxyzABCD") // 40 bytes
 	if _, err := unix.Write(sp[1], want); err != nil {
 		t.Fatal(err)

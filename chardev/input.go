@@ -3,9 +3,6 @@ package chardev
 import (
 	"errors"
 	"log/slog"
-	"sync"
-
-	"golang.org/x/sys/unix"
 )
 
 // Receiver is a guest device that takes host input into a bounded
@@ -18,160 +15,76 @@ type Receiver interface {
 	OnSpace(func())
 }
 
-// Input pumps a host fd into a Receiver through the loop, with
-// backpressure: while the device is full the fd is out of the loop
-// altogether. (Watching it for nothing is not enough: epoll reports a
-// hang-up whatever was asked, and a peer that left behind a full FIFO
-// would spin the loop until the guest read.)
+// Input pumps a connection's input into a Receiver on the loop, with
+// backpressure: it reads no more than the device has room for, and
+// while the device is full it reads nothing, so the host writer waits
+// in its own socket or pipe buffer. Readiness comes from the owner's
+// Conn.Watch (one watch per connection serves reading and writing),
+// edge-triggered: a peer that hangs up behind a full device is heard
+// once, not on every turn of the loop. Its state is the loop
+// goroutine's.
 type Input struct {
 	loop  *Loop
-	fd    int
+	conn  Conn
 	dst   Receiver
-	onEnd func()
+	onEnd func(error)
+	pumpF func()    // pump, made once: posted on every OnSpace
+	buf   []byte    // one read's worth
+	iov   [1][]byte // Readv's argument, without an allocation per read
 
-	mu sync.Mutex
-	// The fields below are guarded by mu.
-	watch  *Watch // nil while paused, ended or closed
-	ended  bool   // end of input or a hard error was read
-	closed bool
+	readable bool // no ErrWouldBlock since the last readiness
+	ended    bool // the input ended or failed
+	closed   bool
 }
 
-// AttachInput starts feeding fd (non-blocking or not) into dst. When
-// the input ends (end of file, a peer's hang-up, a hard error) after
+// NewInput starts feeding c's input into dst; the owner calls Readable
+// on each Readable readiness of c. When the input ends or fails, after
 // everything before it went to dst, onEnd (if set) runs on the loop
-// goroutine. An fd epoll cannot watch (a regular file) is read by a
-// goroutine instead, still paced by the device's room.
-func AttachInput(loop *Loop, fd int, dst Receiver, onEnd func()) (*Input, error) {
-	in := &Input{loop: loop, fd: fd, dst: dst, onEnd: onEnd}
-	// The loop may call ready as soon as the fd is added: ready waits on
-	// mu (in pause) until the watch is recorded.
-	in.mu.Lock()
-	w, err := loop.Add(fd, unix.EPOLLIN, in.ready)
-	if errors.Is(err, ErrNotPollable) {
-		in.mu.Unlock()
-		go in.readBlocking()
-		return in, nil
-	}
-	if err != nil {
-		in.mu.Unlock()
-		return nil, err
-	}
-	in.watch = w
-	in.mu.Unlock()
-	dst.OnSpace(in.resume)
-	return in, nil
+// with the reason (io.EOF, an ErrPeerGone, another error).
+func NewInput(loop *Loop, c Conn, dst Receiver, onEnd func(error)) *Input {
+	in := &Input{loop: loop, conn: c, dst: dst, onEnd: onEnd, buf: make([]byte, 4096), readable: true}
+	in.pumpF = in.pump
+	dst.OnSpace(func() { loop.Post(in.pumpF) })
+	loop.Post(in.pumpF)
+	return in
 }
 
-// Close stops reading for good, before the owner closes fd. onEnd is
-// not called. Call it on the loop goroutine (where ready runs), so no
-// read of fd is in progress; a goroutine reading a non-pollable fd
-// stops at its next read.
-func (in *Input) Close() {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	in.closed = true
-	in.watch.Remove()
-	in.watch = nil
+// Readable is the connection's Readable readiness. On the loop.
+func (in *Input) Readable() {
+	in.readable = true
+	in.pump()
 }
 
-func (in *Input) ready(events uint32) {
-	room := in.dst.Room()
-	if room == 0 {
-		in.pause()
-		return
-	}
-	buf := make([]byte, room)
-	n, err := unix.Read(in.fd, buf)
-	if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
-		return
-	}
-	if n <= 0 {
-		if err != nil {
-			slog.Debug("input ended", "fd", in.fd, "err", err)
+// Close stops reading for good, before the owner drops the connection.
+// onEnd is not called. On the loop.
+func (in *Input) Close() { in.closed = true }
+
+// pump reads while the device has room and the connection has input.
+func (in *Input) pump() {
+	for in.readable && !in.ended && !in.closed {
+		room := in.dst.Room()
+		if room == 0 {
+			return // OnSpace posts pump again
 		}
-		in.end()
-		return
-	}
-	in.dst.Receive(buf[:n]) // fits: at most room bytes were read
-	if in.dst.Room() == 0 {
-		in.pause()
+		in.iov[0] = in.buf[:min(room, len(in.buf))]
+		n, err := in.conn.Readv(in.iov[:])
+		if n > 0 {
+			in.dst.Receive(in.buf[:n]) // fits: at most room bytes were read
+			continue
+		}
+		if errors.Is(err, ErrWouldBlock) {
+			in.readable = false
+			return
+		}
+		in.end(err)
 	}
 }
 
 // end is the input's end: nothing more is read, and the owner hears.
-func (in *Input) end() {
-	in.mu.Lock()
-	if in.ended || in.closed {
-		in.mu.Unlock()
-		return
-	}
+func (in *Input) end(err error) {
 	in.ended = true
-	in.watch.Remove()
-	in.watch = nil
-	in.mu.Unlock()
+	slog.Debug("input ended", "err", err)
 	if in.onEnd != nil {
-		in.loop.Post(in.onEnd)
-	}
-}
-
-// pause takes the fd out of the loop while the device is full. The
-// guest may make room between our look and the removal: its OnSpace then
-// found the fd still watched and did nothing, so look again after.
-func (in *Input) pause() {
-	in.mu.Lock()
-	in.watch.Remove()
-	in.watch = nil
-	in.mu.Unlock()
-	if in.dst.Room() > 0 {
-		in.resume()
-	}
-}
-
-// resume puts the fd back in the loop (a new registration: an event
-// fetched for the old one is dropped by the loop).
-func (in *Input) resume() {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	if in.ended || in.closed || in.watch != nil {
-		return
-	}
-	w, err := in.loop.Add(in.fd, unix.EPOLLIN, in.ready)
-	if err != nil {
-		slog.Debug("input not resumed", "fd", in.fd, "err", err)
-		return
-	}
-	in.watch = w
-}
-
-// readBlocking serves fds epoll refuses; space wakes it when full.
-func (in *Input) readBlocking() {
-	space := make(chan struct{}, 1)
-	in.dst.OnSpace(func() {
-		select {
-		case space <- struct{}{}:
-		default:
-		}
-	})
-	buf := make([]byte, 4096)
-	for {
-		in.mu.Lock()
-		closed := in.closed
-		in.mu.Unlock()
-		if closed {
-			return
-		}
-		n, err := unix.Read(in.fd, buf)
-		if n <= 0 || err != nil {
-			in.end()
-			return
-		}
-		data := buf[:n]
-		for len(data) > 0 {
-			k := in.dst.Receive(data)
-			data = data[k:]
-			if len(data) > 0 && in.dst.Room() == 0 {
-				<-space
-			}
-		}
+		in.loop.Post(func() { in.onEnd(err) })
 	}
 }

@@ -2,6 +2,15 @@
 // (stdio, files, pipes, ptys, sockets, null, ringbuf) and the epoll event
 // loop that drives them.
 //
+// A backend hands its front end (a guest port, COM1) each connection as
+// a Conn: non-blocking vectored reads and writes whose errors say
+// would-block (ErrWouldBlock), the peer left (ErrPeerGone) or input
+// ended (io.EOF); Salvage of what a departing peer left unread; and
+// edge-triggered readiness through Watch. The front end never learns
+// which backend it has. Files: conn.go (the contract), fdconn.go (files,
+// pipes, stdio, sockets, ptys), iov_unsafe.go (readv and writev without
+// allocations); Null and Ringbuf are their own connections.
+//
 // Threads: the Loop's goroutine owns every connection fd and runs every
 // Sink callback; a backend reports to its sink only from there (or during
 // Start, before the loop runs its fds). Work that starts elsewhere — a
@@ -9,7 +18,7 @@
 // with Loop.Post. Loop registrations are Watches, keyed by registration,
 // never by fd number.
 //
-// Lock order (outer first): a backend's or Input's mu, then Loop.mu.
+// Lock order (outer first): a backend's mu, then Loop.mu.
 // Loop.mu is a leaf: handlers and posted functions run without it. A
 // backend calls its sink only with its own mu released (the sink, a
 // device, takes its own lock and may call Drop back).

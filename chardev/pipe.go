@@ -46,7 +46,7 @@ func (p *Pipe) Start(_ *Loop, sink Sink) error {
 		in, out = fd, fd
 	}
 	p.in, p.out = in, out
-	sink.Connected(Conn{R: in, W: out})
+	sink.Connected(NewFDConn(in, out))
 	return nil
 }
 

@@ -103,10 +103,10 @@ func (p *Pty) watch() {
 		switch {
 		case !p.attached && !hup:
 			p.attached, p.hupSent = true, false
-			sink, path := p.sink, p.path
+			sink, path, c := p.sink, p.path, NewStreamConn(m)
 			post = func() {
 				slog.Info("pty peer attached", "chardev", p.id, "path", path)
-				sink.Connected(Conn{R: m, W: m, EOFIsDisconnect: true})
+				sink.Connected(c)
 			}
 		case p.attached && hup && !p.hupSent:
 			p.hupSent = true

@@ -1,10 +1,13 @@
 package chardev
 
-import "sync"
+import (
+	"io"
+	"sync"
+)
 
 // Ringbuf is `-chardev ringbuf,size=N`: guest output kept in memory,
 // newest N bytes (oldest dropped), read later through Contents. It has
-// no input and is always connected.
+// no input, is always connected, and is its own connection.
 type Ringbuf struct {
 	id string
 
@@ -18,7 +21,7 @@ func NewRingbuf(id string, size int) *Ringbuf { return &Ringbuf{id: id, ring: Ne
 func (r *Ringbuf) ID() string { return r.id }
 
 func (r *Ringbuf) Start(_ *Loop, sink Sink) error {
-	sink.Connected(Conn{R: -1, W: -1, Ring: r})
+	sink.Connected(r)
 	return nil
 }
 
@@ -32,6 +35,25 @@ func (r *Ringbuf) Write(p []byte) (int, error) {
 	r.ring.Write(p)
 	return len(p), nil
 }
+
+// Readv finds no input: the ring is output only.
+func (r *Ringbuf) Readv([][]byte) (int, error) { return 0, io.EOF }
+
+// Writev keeps bufs like Write; it never blocks.
+func (r *Ringbuf) Writev(bufs [][]byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	k := 0
+	for _, b := range bufs {
+		r.ring.Write(b)
+		k += len(b)
+	}
+	return k, nil
+}
+
+func (r *Ringbuf) Pending() (int, bool)                         { return 0, true }
+func (r *Ringbuf) Salvage(dst []byte) []byte                    { return dst }
+func (r *Ringbuf) Watch(*Loop, func(Ready)) (*ConnWatch, error) { return nil, nil }
 
 // Contents returns a copy of what the ring holds, oldest first, and how
 // many bytes were dropped to make room.

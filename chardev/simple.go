@@ -3,12 +3,14 @@ package chardev
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"golang.org/x/sys/unix"
 )
 
 // Null is `-chardev null`: always connected, output discarded, no input.
+// It is its own connection.
 type Null struct{ id string }
 
 // NewNull returns a null backend.
@@ -17,12 +19,28 @@ func NewNull(id string) *Null { return &Null{id: id} }
 func (n *Null) ID() string { return n.id }
 
 func (n *Null) Start(_ *Loop, sink Sink) error {
-	sink.Connected(Conn{R: -1, W: -1, Discard: true})
+	sink.Connected(n)
 	return nil
 }
 
 func (n *Null) Drop(Conn)    {}
 func (n *Null) Close() error { return nil }
+
+// Readv finds no input, ever.
+func (n *Null) Readv([][]byte) (int, error) { return 0, io.EOF }
+
+// Writev takes everything and keeps nothing.
+func (n *Null) Writev(bufs [][]byte) (int, error) {
+	k := 0
+	for _, b := range bufs {
+		k += len(b)
+	}
+	return k, nil
+}
+
+func (n *Null) Pending() (int, bool)                         { return 0, true }
+func (n *Null) Salvage(dst []byte) []byte                    { return dst }
+func (n *Null) Watch(*Loop, func(Ready)) (*ConnWatch, error) { return nil, nil }
 
 // File is `-chardev file,path=P[,input-path=I]`: output appended to P
 // (QEMU truncates by default; append=on keeps old content — here the
@@ -58,7 +76,7 @@ func (f *File) Start(_ *Loop, sink Sink) error {
 		}
 		f.in = in
 	}
-	sink.Connected(Conn{R: f.in, W: f.out})
+	sink.Connected(NewFDConn(f.in, f.out))
 	return nil
 }
 
@@ -123,7 +141,7 @@ func (s *Stdio) Start(loop *Loop, sink Sink) error {
 			return fmt.Errorf("chardev %s: %w", s.id, err)
 		}
 	}
-	sink.Connected(Conn{R: r, W: s.out})
+	sink.Connected(NewFDConn(r, s.out))
 	return nil
 }
 

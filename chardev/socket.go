@@ -49,6 +49,7 @@ type Socket struct {
 	listenFD int
 	listenW  *Watch // the listening fd's registration
 	connFD   int
+	conn     Conn // over connFD
 	closed   bool
 	retry    *time.Timer
 }
@@ -158,10 +159,10 @@ func (s *Socket) connected(fd int) {
 		unix.Close(fd)
 		return
 	}
-	s.connFD = fd
-	sink := s.sink
+	s.connFD, s.conn = fd, NewStreamConn(fd)
+	sink, c := s.sink, s.conn
 	s.mu.Unlock()
-	sink.Connected(Conn{R: fd, W: fd, EOFIsDisconnect: true})
+	sink.Connected(c)
 }
 
 // Drop closes the connection; a server then serves the next client and
@@ -169,11 +170,11 @@ func (s *Socket) connected(fd int) {
 func (s *Socket) Drop(c Conn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if c.R < 0 || c.R != s.connFD {
+	if c == nil || c != s.conn {
 		return
 	}
 	unix.Close(s.connFD)
-	s.connFD = -1
+	s.connFD, s.conn = -1, nil
 	if s.cfg.Server && s.listenW != nil && !s.closed {
 		s.listenW.Modify(unix.EPOLLIN) // serve the next client
 	}
@@ -232,7 +233,7 @@ func (s *Socket) Close() error {
 	}
 	if s.connFD >= 0 {
 		unix.Close(s.connFD)
-		s.connFD = -1
+		s.connFD, s.conn = -1, nil
 	}
 	return nil
 }

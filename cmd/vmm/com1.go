@@ -7,8 +7,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"vmm/chardev"
 )
 
@@ -16,24 +14,31 @@ import (
 // -chardev makes: the guest's output goes through a ring that never
 // blocks a vCPU to the backend's current connection (and is dropped
 // while nobody is connected, like a serial line with no terminal); the
-// connection's input feeds the UART's FIFO through chardev.AttachInput.
+// connection's input feeds the UART's FIFO through a chardev.Input.
 type com1Host struct {
 	backend chardev.Backend
 	loop    *chardev.Loop
 	rx      chardev.Receiver // the UART, set before Start
+	// writable wakes Write waiting for the connection to take more.
+	writable chan struct{}
 
-	// mu is held around each write to the connection's fd, so a drop
-	// (which closes it) never races a write.
+	// mu is held around each write to the connection, so a drop (which
+	// closes it) never races a write.
 	mu sync.Mutex
 	// The fields below are guarded by mu.
-	conn      chardev.Conn
-	gen       uint64 // counts connections: a new one may reuse the old fd numbers
-	connected bool
-	input     *chardev.Input // conn.R into the UART; nil without one
+	conn  chardev.Conn // nil while disconnected
+	gen   uint64       // counts connections
+	watch *chardev.ConnWatch
+	input *chardev.Input // conn's input into the UART
+	iov   [1][]byte      // Writev's argument
 
 	// giveUpAt, once set (at exit), bounds how long Write waits for a
 	// peer that does not read: it must not keep a stopped VM alive.
 	giveUpAt atomic.Int64 // unix nanoseconds; 0: wait as long as it takes
+}
+
+func newCOM1Host(b chardev.Backend, loop *chardev.Loop) *com1Host {
+	return &com1Host{backend: b, loop: loop, writable: make(chan struct{}, 1)}
 }
 
 // giveUpAfter makes writes that cannot finish by t drop what is left.
@@ -46,27 +51,25 @@ func (h *com1Host) Write(p []byte) (int, error) {
 	n := len(p)
 	for len(p) > 0 {
 		h.mu.Lock()
-		c, gen, ok := h.conn, h.gen, h.connected
-		if !ok || c.Discard || c.W < 0 {
+		c, gen := h.conn, h.gen
+		if c == nil {
 			h.mu.Unlock()
 			return n, nil
 		}
-		if c.Ring != nil {
-			c.Ring.Write(p)
-			h.mu.Unlock()
-			return n, nil
-		}
-		k, err := unix.Write(c.W, p)
+		h.iov[0] = p
+		k, err := c.Writev(h.iov[:])
+		h.iov[0] = nil
 		h.mu.Unlock()
 		switch {
-		case errors.Is(err, unix.EAGAIN):
+		case errors.Is(err, chardev.ErrWouldBlock):
 			if t := h.giveUpAt.Load(); t != 0 && time.Now().UnixNano() > t {
 				slog.Warn("serial output its peer did not take before exit", "chardev", h.backend.ID(), "bytes", len(p))
 				return n, nil
 			}
-			fds := []unix.PollFd{{Fd: int32(c.W), Events: unix.POLLOUT}}
-			unix.Poll(fds, 100) // bounded: the connection may go meanwhile
-		case errors.Is(err, unix.EINTR):
+			select { // bounded: the connection may go meanwhile
+			case <-h.writable:
+			case <-time.After(100 * time.Millisecond):
+			}
 		case err != nil:
 			slog.Debug("serial output: peer gone", "chardev", h.backend.ID(), "err", err)
 			h.loop.Post(func() { h.lost(gen) })
@@ -78,32 +81,37 @@ func (h *com1Host) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// Connected is the backend's new connection (on the loop goroutine).
+// Connected is the backend's new connection (on the loop goroutine,
+// like lost, so the two never interleave).
+// The input ends only after everything the peer sent before it left
+// has gone to the guest (Input reads no further than the FIFO's room);
+// then a server can take its next client.
 func (h *com1Host) Connected(c chardev.Conn) {
 	h.mu.Lock()
 	h.gen++
 	gen := h.gen
-	h.conn, h.connected, h.input = c, true, nil
 	h.mu.Unlock()
-	if c.R < 0 {
-		return
-	}
-	// The input ends only after everything the peer sent before it
-	// left has gone to the guest (chardev.Input reads no further than the
-	// FIFO's room); then a server can take its next client.
-	var onEnd func()
-	if c.EOFIsDisconnect {
-		onEnd = func() { h.lost(gen) }
-	}
-	in, err := chardev.AttachInput(h.loop, c.R, h.rx, onEnd)
+	in := chardev.NewInput(h.loop, c, h.rx, func(err error) {
+		if errors.Is(err, chardev.ErrPeerGone) {
+			h.lost(gen)
+		}
+	})
+	w, err := c.Watch(h.loop, func(r chardev.Ready) {
+		if r&chardev.Readable != 0 {
+			in.Readable()
+		}
+		if r&chardev.Writable != 0 {
+			select {
+			case h.writable <- struct{}{}:
+			default:
+			}
+		}
+	})
 	if err != nil {
-		slog.Warn("serial input not attached", "chardev", h.backend.ID(), "err", err)
-		return
+		slog.Warn("serial connection not watched", "chardev", h.backend.ID(), "err", err)
 	}
 	h.mu.Lock()
-	if h.gen == gen {
-		h.input = in
-	}
+	h.conn, h.input, h.watch = c, in, w
 	h.mu.Unlock()
 }
 
@@ -119,14 +127,14 @@ func (h *com1Host) Disconnected() {
 func (h *com1Host) lost(gen uint64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if !h.connected || h.gen != gen {
+	if h.conn == nil || h.gen != gen {
 		return
 	}
 	c := h.conn
-	h.connected = false
-	if h.input != nil {
-		h.input.Close() // before Drop closes its fd
-		h.input = nil
-	}
+	h.conn = nil
+	h.watch.Remove() // before Drop closes its fds
+	h.watch = nil
+	h.input.Close()
+	h.input = nil
 	h.backend.Drop(c)
 }

@@ -10,6 +10,13 @@ import (
 	"vmm/chardev"
 )
 
+// fullFIFO is a UART that never has room.
+type fullFIFO struct{}
+
+func (fullFIFO) Room() int          { return 0 }
+func (fullFIFO) Receive([]byte) int { return 0 }
+func (fullFIFO) OnSpace(func())     {}
+
 // TestCOM1WriteGivesUp: at exit, COM1's writer stops waiting for a peer
 // that does not read (here a pipe nobody reads, already full) once its
 // deadline passes, instead of keeping vmm alive.
@@ -26,8 +33,15 @@ func TestCOM1WriteGivesUp(t *testing.T) {
 			break
 		}
 	}
-	h := &com1Host{backend: chardev.NewNull("serial0")}
-	h.Connected(chardev.Conn{R: -1, W: p[1]})
+	loop, err := chardev.NewLoop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go loop.Run()
+	defer loop.Close()
+	h := newCOM1Host(chardev.NewNull("serial0"), loop)
+	h.rx = fullFIFO{}
+	h.Connected(chardev.NewFDConn(-1, p[1]))
 	h.giveUpAfter(time.Now().Add(200 * time.Millisecond))
 	done := make(chan struct{})
 	start := time.Now()

@@ -24,9 +24,9 @@ type hostChardev struct {
 
 	mu sync.Mutex
 	// The fields below are guarded by mu.
-	front chardev.Sink  // the port plugged in, or nil
-	conn  *chardev.Conn // the backend's current connection, if any
-	owner string        // what uses it: a -device id, "serial", "monitor"; "" if free
+	front chardev.Sink // the port plugged in, or nil
+	conn  chardev.Conn // the backend's current connection, if any
+	owner string       // what uses it: a -device id, "serial", "monitor"; "" if free
 }
 
 func newHostChardev(b chardev.Backend) *hostChardev {
@@ -52,7 +52,7 @@ func (h *hostChardev) Start(loop *chardev.Loop, sink chardev.Sink) error {
 
 func (h *hostChardev) Drop(c chardev.Conn) {
 	h.mu.Lock()
-	if !h.persistent && h.conn != nil && h.conn.R == c.R && h.conn.W == c.W {
+	if !h.persistent && h.conn != nil && h.conn == c {
 		h.conn = nil
 	}
 	h.mu.Unlock()
@@ -65,7 +65,7 @@ func (h *hostChardev) Close() error { return h.backend.Close() }
 
 func (h *hostChardev) Connected(c chardev.Conn) {
 	h.mu.Lock()
-	h.conn = &c
+	h.conn = c
 	front := h.front
 	h.mu.Unlock()
 	if front != nil {
@@ -91,7 +91,7 @@ func (h *hostChardev) attach(front chardev.Sink) {
 	c := h.conn
 	h.mu.Unlock()
 	if c != nil {
-		front.Connected(*c)
+		front.Connected(c)
 	}
 }
 

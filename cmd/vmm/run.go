@@ -160,7 +160,7 @@ func boot(o *options) (int, error) {
 	var com1 *com1Host
 	var serialOut io.Writer
 	if o.serial != nil {
-		com1 = &com1Host{backend: o.serial.backend, loop: loop}
+		com1 = newCOM1Host(o.serial.backend, loop)
 		ring := chardev.NewOutputRing(com1, 1<<20)
 		serialOut = ring
 		// Last: what COM1 holds goes out before its backend closes.

@@ -7,6 +7,9 @@
 // control.go and controlq.go (the control protocol and its queues),
 // port.go (port state and host connection), output.go (guest→host),
 // input.go (host→guest), drain.go (power-off), stats.go, guestlog.go.
+// A port moves data through its chardev.Conn alone: what the backend is
+// decides only how the Conn answers (would block, peer gone, input
+// ended), never which path the port takes.
 //
 // Threads: queue notifications, backend readiness and backend connection
 // events (including a socket's reconnect timer and the pty watcher,
@@ -101,6 +104,7 @@ type Device struct {
 	loop        *chardev.Loop
 	maxPorts    int
 	onGuestOpen func(id string, open bool)
+	drainWake   chan struct{} // a port became writable (drain.go)
 
 	mu sync.Mutex
 	// The fields below are guarded by mu.
@@ -129,7 +133,8 @@ func New(cfg Config) (*Device, error) {
 		return nil, fmt.Errorf("virtio-serial: %d ports configured but max_ports=%d", len(cfg.Ports), cfg.MaxPorts)
 	}
 	d := &Device{loop: cfg.Loop, maxPorts: cfg.MaxPorts, onGuestOpen: cfg.OnGuestOpen,
-		ports: map[uint32]*Port{}, signal: map[int]bool{}, guestLog: newGuestLog()}
+		ports: map[uint32]*Port{}, signal: map[int]bool{}, guestLog: newGuestLog(),
+		drainWake: make(chan struct{}, 1)}
 	names := map[string]bool{}
 	// Explicit numbers first, so automatic ones fill around them.
 	order := make([]int, 0, len(cfg.Ports))

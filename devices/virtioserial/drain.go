@@ -1,11 +1,6 @@
 package virtioserial
 
-import (
-	"errors"
-	"time"
-
-	"golang.org/x/sys/unix"
-)
+import "time"
 
 // Drain writes out, at the end of the VM's life, what the guest handed
 // the device before it stopped (DESIGN.md): every port's TX buffers in
@@ -16,11 +11,15 @@ import (
 // powered-off VM alive. Drain returns how many bytes were left behind.
 //
 // Call it once the vCPUs have stopped, while guest memory is still
-// mapped. Afterwards the device is inactive: neither the event loop nor
-// a late backend event touches guest memory again.
+// mapped, with the event loop running: a port waiting for its peer
+// hears through its connection's watch, which wakes Drain. Afterwards
+// the device is inactive: neither the event loop nor a late backend
+// event touches guest memory again.
 func (d *Device) Drain(deadline time.Time) (left uint64) {
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
 	for {
-		var waitFDs []unix.PollFd
+		waiting := false
 		d.locked(func() {
 			left = 0
 			if !d.active {
@@ -30,30 +29,16 @@ func (d *Device) Drain(deadline time.Time) (left uint64) {
 				p.drainOut()
 				n := p.unwritten()
 				left += n
-				if n > 0 && p.connected && !p.writable && p.conn.W >= 0 && !p.outputDead {
-					waitFDs = append(waitFDs, unix.PollFd{Fd: int32(p.conn.W), Events: unix.POLLOUT})
-				}
+				waiting = waiting || (n > 0 && p.connected && !p.writable && !p.outputDead)
 			}
 		})
-		wait := time.Until(deadline)
-		if left == 0 || len(waitFDs) == 0 || wait <= 0 {
+		if left == 0 || !waiting || !time.Now().Before(deadline) {
 			break
 		}
-		if _, err := unix.Poll(waitFDs, int(wait.Milliseconds())+1); err != nil && !errors.Is(err, unix.EINTR) {
-			break
+		select {
+		case <-d.drainWake:
+		case <-timer.C:
 		}
-		d.locked(func() {
-			for _, pfd := range waitFDs {
-				if pfd.Revents == 0 {
-					continue
-				}
-				for _, p := range d.ports {
-					if p.connected && p.conn.W == int(pfd.Fd) {
-						p.writable = true
-					}
-				}
-			}
-		})
 	}
 	d.locked(func() {
 		// What is left is dropped (and counted), as on a reset.
@@ -66,6 +51,15 @@ func (d *Device) Drain(deadline time.Time) (left uint64) {
 		}
 	})
 	return left
+}
+
+// wakeDrain tells a waiting Drain that a port may write again. Caller
+// holds mu.
+func (d *Device) wakeDrain() {
+	select {
+	case d.drainWake <- struct{}{}:
+	default:
+	}
 }
 
 // drainOut writes what the port can: its TX queue and its console

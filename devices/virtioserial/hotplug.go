@@ -87,10 +87,8 @@ func (d *Device) UnplugPort(nr uint32) (PortStats, bool) {
 			d.sendControl(controlMsg{id: nr, event: eventPortRemove, value: 1})
 		}
 		p.removed = true
-		for _, w := range p.watches {
-			w.Remove()
-		}
-		p.watches = nil
+		p.connWatch.Remove()
+		p.connWatch = nil
 		p.connected = false
 		delete(d.ports, nr)
 		st = p.statsLocked()

@@ -7,36 +7,19 @@ package virtioserial
 
 import (
 	"errors"
+	"io"
 	"log/slog"
 
-	"golang.org/x/sys/unix"
-
+	"vmm/chardev"
 	"vmm/devices/virtio"
 )
 
 // salvage keeps what the departing peer sent that is still queued in
-// the connection (the guest had no room for it yet): it is read into
-// p.leftover, which is bounded by the kernel's socket buffer, and
+// the connection (the guest had no room for it yet): Conn.Salvage
+// reads it into p.leftover, bounded by the kernel's buffer, and it
 // reaches the guest before anything from the next peer. Caller holds mu.
 func (p *Port) salvage() {
-	c := p.conn
-	if !c.EOFIsDisconnect || c.R < 0 {
-		return
-	}
-	pending, err := unix.IoctlGetInt(c.R, unix.SIOCINQ)
-	if err != nil || pending <= 0 {
-		return
-	}
-	buf := make([]byte, pending)
-	n := 0
-	for n < len(buf) {
-		k, err := unix.Read(c.R, buf[n:])
-		if k <= 0 || err != nil {
-			break
-		}
-		n += k
-	}
-	p.leftover = append(p.leftover, buf[:n]...)
+	p.leftover = p.conn.Salvage(p.leftover)
 }
 
 // deliverLeftover copies salvaged bytes into the guest's RX buffers.
@@ -89,7 +72,7 @@ func (p *Port) fillRX() {
 			return // the next peer's data waits behind the last one's
 		}
 	}
-	if !p.connected || p.conn.R < 0 || !p.readable || p.inputDone {
+	if !p.connected || !p.readable || p.inputDone {
 		return
 	}
 	done := false
@@ -129,8 +112,8 @@ func (p *Port) readBatch(q *virtio.Queue) (more, pushed bool) {
 	// to see EAGAIN or the end): a 1-byte message must not walk and give
 	// back dozens of chains. Where the backend cannot say (FIONREAD
 	// fails), up to maxBatch.
-	pending, perr := pendingBytes(p.conn.R)
-	for len(batch) < maxBatch && (perr != nil || len(batch) == 0 || room < pending) {
+	pending, known := p.conn.Pending()
+	for len(batch) < maxBatch && (!known || len(batch) == 0 || room < pending) {
 		var c *virtio.Chain
 		var err error
 		if len(batch) == 0 {
@@ -155,7 +138,7 @@ func (p *Port) readBatch(q *virtio.Queue) (more, pushed bool) {
 			pushed = true
 			continue
 		}
-		if len(iovs)+len(c.Writable) > maxIovecs {
+		if len(iovs)+len(c.Writable) > chardev.MaxIovecs {
 			unpop(q, c, p.label()+" rx")
 			break
 		}
@@ -171,7 +154,7 @@ func (p *Port) readBatch(q *virtio.Queue) (more, pushed bool) {
 	if len(batch) == 0 {
 		return false, pushed
 	}
-	n, err := readv(p.conn.R, iovs)
+	n, err := p.conn.Readv(iovs)
 	left := max(n, 0)
 	i := 0
 	for ; i < len(batch) && left > 0; i++ {
@@ -195,17 +178,16 @@ func (p *Port) readBatch(q *virtio.Queue) (more, pushed bool) {
 		// and a hang-up already reported will not be reported again.
 		return true, pushed
 	}
-	if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
+	switch {
+	case errors.Is(err, chardev.ErrWouldBlock):
 		p.readable = false
-		return false, pushed
-	}
-	if err != nil {
-		slog.Info("virtio-serial: host read failed", "port", p.label(), "err", err)
-	}
-	if p.conn.EOFIsDisconnect || err != nil {
+	case err == io.EOF:
+		p.inputDone = true // a file's end: output goes on
+	default:
+		if err != chardev.ErrPeerGone {
+			slog.Info("virtio-serial: host read failed", "port", p.label(), "err", err)
+		}
 		p.disconnect()
-	} else {
-		p.inputDone = true
 	}
 	return false, pushed
 }

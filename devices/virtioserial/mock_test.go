@@ -333,7 +333,8 @@ type pairBackend struct {
 	id   string
 	mu   sync.Mutex
 	sink chardev.Sink
-	near int // the device's end of the current connection
+	near int          // the device's end of the current connection
+	conn chardev.Conn // over near
 }
 
 func newPairBackend(id string) *pairBackend { return &pairBackend{id: id, near: -1} }
@@ -354,20 +355,25 @@ func (b *pairBackend) connect(t testing.TB) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.mu.Lock()
-	b.near = fds[0]
-	sink := b.sink
-	b.mu.Unlock()
-	sink.Connected(chardev.Conn{R: fds[0], W: fds[0], EOFIsDisconnect: true})
+	b.hand(fds[0])
 	return fds[1]
+}
+
+// hand gives the port a socket connection over the device's end fd.
+func (b *pairBackend) hand(fd int) {
+	b.mu.Lock()
+	b.near, b.conn = fd, chardev.NewStreamConn(fd)
+	sink, c := b.sink, b.conn
+	b.mu.Unlock()
+	sink.Connected(c)
 }
 
 func (b *pairBackend) Drop(c chardev.Conn) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if c.R == b.near {
+	if c == b.conn && c != nil {
 		unix.Close(b.near)
-		b.near = -1
+		b.near, b.conn = -1, nil
 	}
 }
 

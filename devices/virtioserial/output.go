@@ -10,8 +10,6 @@ import (
 	"errors"
 	"log/slog"
 
-	"golang.org/x/sys/unix"
-
 	"vmm/chardev"
 	"vmm/devices/virtio"
 )
@@ -70,13 +68,12 @@ func (p *Port) flushTX() {
 // guest and Linux keep up to a few hundred buffers posted).
 const maxBatch = 64
 
-// batchable reports whether the port's output is an ordinary writable
-// connection, written with writeBatch; the other cases (consoles, ring
-// buffers, discards, no peer, a full peer) are writeHeld's. Caller
+// batchable reports whether the port's output goes to a connection
+// that may take it now, written with writeBatch; the other cases
+// (consoles, no peer, a full peer, dead output) are writeHeld's. Caller
 // holds mu.
 func (p *Port) batchable() bool {
-	return !p.console && p.conn.Ring == nil && !p.conn.Discard && !p.outputDead &&
-		p.connected && p.conn.W >= 0 && p.writable
+	return !p.console && !p.outputDead && p.connected && p.writable
 }
 
 // writeBatch writes the rest of txHeld and the chains queued behind it
@@ -99,14 +96,14 @@ func (p *Port) writeBatch(q *virtio.Queue) (pushed bool) {
 		if c == nil {
 			break
 		}
-		if len(iovs)+len(c.Readable) > maxIovecs {
+		if len(iovs)+len(c.Readable) > chardev.MaxIovecs {
 			unpop(q, c, p.label()+" tx")
 			break
 		}
 		batch = append(batch, c)
 		iovs = append(iovs, c.Readable...)
 	}
-	n, err := writev(p.conn.W, iovs)
+	n, err := p.conn.Writev(iovs)
 	clear(iovs) // no stale references to guest memory
 	p.iovs = iovs[:0]
 	left := max(n, 0)
@@ -139,7 +136,7 @@ func (p *Port) writeBatch(q *virtio.Queue) (pushed bool) {
 	clear(batch)
 	p.batch = batch[:0]
 	if n <= 0 && !pushed {
-		if err == nil || errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
+		if err == nil || errors.Is(err, chardev.ErrWouldBlock) {
 			p.writable = false
 		} else {
 			p.writeFailed(err)
@@ -147,9 +144,6 @@ func (p *Port) writeBatch(q *virtio.Queue) (pushed bool) {
 	}
 	return pushed
 }
-
-// maxIovecs is IOV_MAX, the most buffers one writev or readv takes.
-const maxIovecs = 1024
 
 // unpop gives a chain popped ahead back to its ring.
 func unpop(q *virtio.Queue, c *virtio.Chain, where string) {
@@ -168,33 +162,25 @@ func (p *Port) writeHeld() bool {
 		p.writeConsole(p.tx.Iovecs())
 		p.bytesOut += uint64(left)
 		return true
-	case p.conn.Ring != nil:
-		for _, b := range p.tx.Iovecs() {
-			p.conn.Ring.Write(b)
-		}
-		p.bytesOut += uint64(left)
-		return true
 	case !p.connected && p.dropDisconnected:
 		// disconnected=drop: a serial line with nobody listening.
 		p.dropped += uint64(left)
 		return true
-	case p.conn.Discard || p.outputDead:
+	case p.outputDead:
 		p.bytesOut += uint64(left)
-		if p.outputDead {
-			p.dropped += uint64(left)
-		}
+		p.dropped += uint64(left)
 		return true
-	case !p.connected || p.conn.W < 0 || !p.writable:
+	case !p.connected || !p.writable:
 		return false
 	}
 	for p.tx.Len() > 0 {
-		n, err := writev(p.conn.W, p.tx.Iovecs())
+		n, err := p.conn.Writev(p.tx.Iovecs())
 		if n > 0 {
 			p.tx.Advance(n)
 			p.bytesOut += uint64(n)
 			continue
 		}
-		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
+		if err == nil || errors.Is(err, chardev.ErrWouldBlock) {
 			p.writable = false
 			return false
 		}
@@ -204,9 +190,10 @@ func (p *Port) writeHeld() bool {
 	return true
 }
 
-// writeFailed handles EPIPE, ECONNRESET and friends. Caller holds mu.
+// writeFailed handles a peer that left (the next one gets what is
+// held) and output that failed for good. Caller holds mu.
 func (p *Port) writeFailed(err error) {
-	if p.conn.EOFIsDisconnect {
+	if errors.Is(err, chardev.ErrPeerGone) {
 		slog.Info("virtio-serial: host write failed; peer gone", "port", p.label(), "err", err)
 		p.disconnect()
 		return
@@ -219,27 +206,18 @@ func (p *Port) writeFailed(err error) {
 // host cannot take now waits in a bounded drop-oldest ring. Caller
 // holds mu.
 func (p *Port) writeConsole(bufs [][]byte) {
-	if p.conn.Discard {
-		return
-	}
-	if p.conn.Ring != nil {
-		for _, b := range bufs {
-			p.conn.Ring.Write(b)
-		}
-		return
-	}
 	r := p.consoleBuf
 	p.flushConsole()
-	if r.Len() == 0 && p.connected && p.writable && p.conn.W >= 0 && !p.outputDead {
-		n, err := writev(p.conn.W, bufs)
-		if err != nil && !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.EINTR) {
-			p.writeFailed(err)
-		} else if err != nil {
+	if r.Len() == 0 && p.connected && p.writable && !p.outputDead {
+		n, err := p.conn.Writev(bufs)
+		if errors.Is(err, chardev.ErrWouldBlock) {
 			p.writable = false
+		} else if err != nil {
+			p.writeFailed(err)
 		}
 		bufs = skip(bufs, max(n, 0))
 	}
-	if !p.connected && !p.conn.Discard {
+	if !p.connected {
 		// QEMU discards console output with no host; so do we, counted.
 		for _, b := range bufs {
 			p.dropped += uint64(len(b))
@@ -266,13 +244,13 @@ func skip(bufs [][]byte, n int) [][]byte {
 // flushConsole writes out what the console ring holds. Caller holds mu.
 func (p *Port) flushConsole() {
 	r := p.consoleBuf
-	for r.Len() > 0 && p.connected && p.writable && p.conn.W >= 0 && !p.outputDead {
-		n, err := writev(p.conn.W, r.Chunks())
+	for r.Len() > 0 && p.connected && p.writable && !p.outputDead {
+		n, err := p.conn.Writev(r.Chunks())
 		if n > 0 {
 			r.Consume(n)
 			continue
 		}
-		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
+		if errors.Is(err, chardev.ErrWouldBlock) {
 			p.writable = false
 			return
 		}

@@ -6,11 +6,8 @@ package virtioserial
 // output.go (guest→host) and input.go (host→guest).
 
 import (
-	"errors"
 	"log/slog"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"vmm/chardev"
 	"vmm/devices/virtio"
@@ -32,13 +29,13 @@ type Port struct {
 	guestOpen bool // the guest has the port open
 	removed   bool
 
-	conn          chardev.Conn
-	watches       []*chardev.Watch // conn's loop registrations
+	conn          chardev.Conn       // nil while disconnected
+	connWatch     *chardev.ConnWatch // conn's loop registration
 	connected     bool
 	disconnecting bool
-	// Readiness of the connection's fds, from edge-triggered epoll: set
-	// by events, cleared by EAGAIN. Unpollable fds (regular files) stay
-	// ready.
+	// Readiness of the connection, edge-triggered: set by its watch,
+	// cleared by ErrWouldBlock. What never blocks (a regular file, a
+	// ring) stays ready.
 	readable, writable bool
 	inputDone          bool // input ended where that is not a disconnect (a file)
 	outputDead         bool // output failed where the peer cannot come back (stdout)
@@ -104,49 +101,29 @@ func (p *Port) Connected(c chardev.Conn) {
 // Disconnected implements chardev.Sink.
 func (p *Port) Disconnected() { p.d.locked(p.disconnect) }
 
-// watch registers the connection's fds, edge-triggered, for its
-// lifetime: one registration per connection, so a reconnect can never
-// inherit a stale watch. Caller holds mu.
+// watch registers the connection's readiness for its lifetime: one
+// registration per connection, so a reconnect can never inherit a
+// stale watch. Caller holds mu.
 func (p *Port) watch() error {
 	c := p.conn
-	add := func(fd int, ev uint32) error {
-		w, err := p.d.loop.Add(fd, ev|unix.EPOLLET, func(got uint32) { p.event(fd, got) })
-		if errors.Is(err, chardev.ErrNotPollable) {
-			return nil // always ready
-		}
-		if err == nil {
-			p.watches = append(p.watches, w)
-		}
-		return err
-	}
-	if c.R >= 0 {
-		ev := uint32(unix.EPOLLIN | unix.EPOLLRDHUP)
-		if c.W == c.R {
-			ev |= unix.EPOLLOUT
-		}
-		if err := add(c.R, ev); err != nil {
-			return err
-		}
-	}
-	if c.W >= 0 && c.W != c.R {
-		return add(c.W, unix.EPOLLOUT)
-	}
-	return nil
+	w, err := c.Watch(p.d.loop, func(r chardev.Ready) { p.event(c, r) })
+	p.connWatch = w
+	return err
 }
 
-// event records readiness of one of the connection's fds.
-func (p *Port) event(fd int, ev uint32) {
+// event records readiness of connection c. A hang-up is read to its
+// end first: what the peer sent before leaving still reaches the guest.
+func (p *Port) event(c chardev.Conn, r chardev.Ready) {
 	p.d.locked(func() {
-		if !p.connected || (fd != p.conn.R && fd != p.conn.W) {
-			return // a previous connection's fd
+		if !p.connected || p.conn != c {
+			return // a previous connection's
 		}
-		if fd == p.conn.R && ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
-			// A hang-up is read to its end first: what the peer sent
-			// before leaving still reaches the guest.
+		if r&chardev.Readable != 0 {
 			p.readable = true
 		}
-		if fd == p.conn.W && ev&(unix.EPOLLOUT|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		if r&chardev.Writable != 0 {
 			p.writable = true
+			p.d.wakeDrain()
 		}
 		p.pump()
 	})
@@ -166,12 +143,10 @@ func (p *Port) disconnect() {
 	p.fillRX()
 	p.salvage()
 	p.disconnecting = false
-	for _, w := range p.watches {
-		w.Remove()
-	}
-	p.watches = nil
+	p.connWatch.Remove()
+	p.connWatch = nil
 	p.connected = false
-	p.conn = chardev.Conn{R: -1, W: -1}
+	p.conn = nil
 	p.backend.Drop(c)
 	if p.ready {
 		p.d.sendControl(controlMsg{id: p.id, event: eventPortOpen, value: 0})

@@ -1,4 +1,4 @@
-package virtioserial
+package chardev
 
 import (
 	"unsafe"
@@ -9,24 +9,29 @@ import (
 // readv, writev and the pending-bytes ioctl without an allocation per
 // call: x/sys/unix builds a fresh []Iovec for every Readv and Writev,
 // and a readv across 64 RX buffers made the GC run every half second
-// of a host→guest transfer (and grew vmm's heap). Up to 64 buffers use
-// an array on the stack.
+// of a host→guest transfer (and grew vmm's heap). Up to iovStack
+// buffers use an array on the stack.
 
-// writev writes nothing for an empty chain rather than calling the
-// kernel; readv's callers never pass an empty one (a zero-length read
-// would look like EOF).
+// MaxIovecs is IOV_MAX, the most buffers one Readv or Writev takes.
+const MaxIovecs = 1024
+
+const iovStack = 64
+
+// writev writes nothing for an empty list rather than calling the
+// kernel; readv returns 0, nil for one (callers tell that from the end
+// of input by the room they offered).
 func writev(fd int, bufs [][]byte) (int, error) { return rwv(unix.SYS_WRITEV, fd, bufs) }
 
 func readv(fd int, bufs [][]byte) (int, error) { return rwv(unix.SYS_READV, fd, bufs) }
 
 func rwv(trap uintptr, fd int, bufs [][]byte) (int, error) {
-	var stack [maxBatch]unix.Iovec
+	var stack [iovStack]unix.Iovec
 	iov := stack[:0]
 	for _, b := range bufs {
 		if len(b) == 0 {
 			continue
 		}
-		if len(iov) == maxIovecs {
+		if len(iov) == MaxIovecs {
 			break
 		}
 		v := unix.Iovec{Base: &b[0]}
