@@ -24,7 +24,9 @@ type VMMPortStats struct {
 	ThrottleCount  uint64 `json:"throttle-count"`
 	ThrottledMs    int64  `json:"throttled-ms"`
 	DroppedBytes   uint64 `json:"dropped-bytes"`
-	Connections    uint64 `json:"connections"`
+	// ConsoleOverflow: console output dropped because the host was slow.
+	ConsoleOverflow uint64 `json:"console-overflow-bytes"`
+	Connections     uint64 `json:"connections"`
 }
 
 // qmpConn is a minimal QMP client (vmm has no third-party run-time code).
