@@ -97,7 +97,7 @@ func TestWriter(t *testing.T) {
 func TestPopOrEnableNotification(t *testing.T) {
 	d := newDriver(t, 8, 0, nil)
 	d.q.DisableNotifications()
-	d.add(w(4))
+	d.Add(w(4))
 	c, err := d.q.PopOrEnableNotification()
 	if err != nil || c == nil {
 		t.Fatalf("PopOrEnableNotification() = %v, %v; want the chain", c, err)
@@ -105,7 +105,7 @@ func TestPopOrEnableNotification(t *testing.T) {
 	if c, err := d.q.PopOrEnableNotification(); c != nil || err != nil {
 		t.Fatalf("PopOrEnableNotification() on an empty queue = %v, %v; want nil, nil", c, err)
 	}
-	if f := d.get16(tUsed); f&usedFNoNotify != 0 {
+	if f := d.Get16(tUsed); f&usedFNoNotify != 0 {
 		t.Errorf("used flags = %#x after an empty PopOrEnableNotification; want notifications on", f)
 	}
 }

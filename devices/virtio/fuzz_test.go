@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"testing"
+
+	"vmm/devices/virtio/virtiotest"
 )
 
 // Fuzz input for FuzzQueuePop: log2 size, flags, then the descriptor
@@ -21,8 +23,8 @@ func queueSeed(tb testing.TB, logSize byte, flags byte, build func(d *driver)) [
 	d := newDriver(tb, 1<<logSize, fuzzFeatures(flags), nil)
 	build(d)
 	b := []byte{logSize, flags}
-	for _, a := range fuzzAreas(d.size) {
-		b = append(b, d.mem[a.addr:a.addr+a.n]...)
+	for _, a := range fuzzAreas(d.Size) {
+		b = append(b, d.Mem[a.addr:a.addr+a.n]...)
 	}
 	return b
 }
@@ -47,12 +49,12 @@ func fuzzFeatures(flags byte) uint64 {
 }
 
 func FuzzQueuePop(f *testing.F) {
-	f.Add(queueSeed(f, 3, 0, func(d *driver) { d.add(r(16), w(32)); d.add(w(8)) }))
+	f.Add(queueSeed(f, 3, 0, func(d *driver) { d.Add(r(16), w(32)); d.Add(w(8)) }))
 	f.Add(queueSeed(f, 4, fuzzIndirect|fuzzEventIdx, func(d *driver) {
-		d.addIndirect(r(4), r(4), w(100))
-		d.add(r(1), r(0), w(2))
+		d.AddIndirect(r(4), r(4), w(100))
+		d.Add(r(1), r(0), w(2))
 	}))
-	f.Add(queueSeed(f, 1, fuzzHold|fuzzNotifOff, func(d *driver) { d.add(r(1)); d.add(w(1)) }))
+	f.Add(queueSeed(f, 1, fuzzHold|fuzzNotifOff, func(d *driver) { d.Add(r(1)); d.Add(w(1)) }))
 	f.Fuzz(fuzzQueueBody)
 }
 
@@ -61,7 +63,7 @@ func fuzzQueueBody(t *testing.T, data []byte) {
 		return
 	}
 	size, flags := uint16(1)<<(data[0]%9), data[1]
-	mem := make(fakeMem, tMemSize)
+	mem := make(virtiotest.Mem, tMemSize)
 	data = data[2:]
 	for _, a := range fuzzAreas(size) {
 		data = data[copy(mem[a.addr:a.addr+a.n], data):]
@@ -167,7 +169,7 @@ func FuzzMMIOAccess(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		captureLog(t)
 		dev := testDevice()
-		mem := make(fakeMem, tMemSize)
+		mem := make(virtiotest.Mem, tMemSize)
 		m, err := NewMMIO(dev, mem, &fakeKVM{}, tBase, 5)
 		if err != nil {
 			t.Fatal(err)

@@ -5,6 +5,8 @@ import (
 
 	"vmm/kvm"
 	"vmm/kvm/kvmtest"
+
+	"vmm/devices/virtio/virtiotest"
 )
 
 // TestMMIORealKVM registers the transport's ioeventfds and irqfd with a
@@ -14,7 +16,7 @@ func TestMMIORealKVM(t *testing.T) {
 	tv := kvmtest.New(t, tMemSize, true)
 	vm, ram := tv.VM, tv.Mem
 	const base = 0x20000 // above RAM, reachable from real mode as 2000:0000
-	m, err := NewMMIO(testDevice(), fakeMem(ram), vm, base, 5)
+	m, err := NewMMIO(testDevice(), virtiotest.Mem(ram), vm, base, 5)
 	if err != nil {
 		t.Fatalf("NewMMIO(real VM) = %v; want nil", err)
 	}
@@ -50,7 +52,7 @@ func TestMMIORealKVM(t *testing.T) {
 		t.Fatalf("exit = %s; want IO (the kick should stay in the kernel)", kvm.ExitName(r))
 	}
 	for i, n := range []uint64{0, 1, 0} {
-		if got := eventCount(t, m.notify[i]); got != n {
+		if got := virtiotest.EventCount(t, m.notify[i]); got != n {
 			t.Errorf("queue %d eventfd after the guest kicked queue 1 = %d; want %d", i, got, n)
 		}
 	}

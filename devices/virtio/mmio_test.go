@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"vmm/devices/virtio/virtiotest"
 )
 
 func testDevice() *fakeDevice {
@@ -247,7 +249,7 @@ func TestMMIOReset(t *testing.T) {
 			t.Errorf("Read(%#x) after reset = %#x; want 0", r, got)
 		}
 	}
-	if n := eventCount(t, vm.ioeventfds[1].FD); n != 0 {
+	if n := virtiotest.EventCount(t, vm.ioeventfds[1].FD); n != 0 {
 		t.Errorf("queue 1 eventfd after reset = %d; want drained", n)
 	}
 	// A second bring-up works and negotiates afresh.
@@ -268,7 +270,7 @@ func TestMMIOInterrupt(t *testing.T) {
 	if got := rd32(m, regInterruptStatus); got != isrUsedBuffer {
 		t.Errorf("InterruptStatus after Signal = %#x; want 1", got)
 	}
-	if n := eventCount(t, fd); n != 2 {
+	if n := virtiotest.EventCount(t, fd); n != 2 {
 		t.Errorf("irqfd count after two Signals = %d; want 2", n)
 	}
 	irq.ConfigChanged()
@@ -307,7 +309,7 @@ func TestMMIONotify(t *testing.T) {
 			if i == tt.queue {
 				want = 1
 			}
-			if n := eventCount(t, io.FD); n != want {
+			if n := virtiotest.EventCount(t, io.FD); n != want {
 				t.Errorf("Write(QueueNotify, %v): queue %d eventfd = %d; want %d", tt.data, i, n, want)
 			}
 		}
@@ -385,7 +387,7 @@ func TestMMIOBadAccess(t *testing.T) {
 func TestMMIORegistrations(t *testing.T) {
 	dev := testDevice()
 	vm := &fakeKVM{}
-	m, err := NewMMIO(dev, make(fakeMem, tMemSize), vm, tBase, 9)
+	m, err := NewMMIO(dev, make(virtiotest.Mem, tMemSize), vm, tBase, 9)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -447,7 +449,7 @@ func TestNewMMIOErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			dev := testDevice()
 			dev.sizes = tt.sizes
-			m, err := NewMMIO(dev, make(fakeMem, tMemSize), tt.vm, tBase, 5)
+			m, err := NewMMIO(dev, make(virtiotest.Mem, tMemSize), tt.vm, tBase, 5)
 			if m != nil || err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "0xd0000000") {
 				t.Fatalf("NewMMIO() = %v, %v; want an error naming 0xd0000000 and %q", m, err, tt.want)
 			}

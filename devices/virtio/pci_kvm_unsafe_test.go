@@ -6,6 +6,8 @@ import (
 	"vmm/devices/pci"
 	"vmm/kvm"
 	"vmm/kvm/kvmtest"
+
+	"vmm/devices/virtio/virtiotest"
 )
 
 // TestPCIRealKVM registers the virtio-pci transport's ioeventfds, irqfds
@@ -18,7 +20,7 @@ func TestPCIRealKVM(t *testing.T) {
 	vm, ram := tv.VM, tv.Mem
 	router := pci.NewGSIRouter(vm, pci.DefaultIRQChipRoutes(), pci.IOAPICPins)
 	const bar = 0x20000 // above RAM, 32 KiB aligned, reachable as 2000:0000
-	p, err := NewPCI(testDevice(), fakeMem(ram), vm, router, PCIOptions{BARAddr: bar})
+	p, err := NewPCI(testDevice(), virtiotest.Mem(ram), vm, router, PCIOptions{BARAddr: bar})
 	if err != nil {
 		t.Fatalf("NewPCI(real VM) = %v; want nil", err)
 	}
@@ -55,7 +57,7 @@ func TestPCIRealKVM(t *testing.T) {
 		t.Fatalf("exit = %s; want IO (the kick should stay in the kernel)", kvm.ExitName(reason))
 	}
 	for i, n := range []uint64{0, 1, 0} {
-		if got := eventCount(t, p.notify[i]); got != n {
+		if got := virtiotest.EventCount(t, p.notify[i]); got != n {
 			t.Errorf("queue %d eventfd after the guest kicked queue 1 = %d; want %d", i, got, n)
 		}
 	}

@@ -6,6 +6,8 @@ import (
 
 	"vmm/devices/pci"
 	"vmm/kvm"
+
+	"vmm/devices/virtio/virtiotest"
 )
 
 // fakeRoutes records committed GSI routing tables.
@@ -32,7 +34,7 @@ func newTestPCI(t testing.TB, dev *fakeDevice) *pciRig {
 	t.Helper()
 	r := &pciRig{t: t, vm: &fakeKVM{}, routes: &fakeRoutes{}}
 	router := pci.NewGSIRouter(r.routes, pci.DefaultIRQChipRoutes(), pci.IOAPICPins)
-	p, err := NewPCI(dev, make(fakeMem, tMemSize), r.vm, router, PCIOptions{BARAddr: tBAR, INTx: func(l bool) { r.levels = append(r.levels, l) }})
+	p, err := NewPCI(dev, make(virtiotest.Mem, tMemSize), r.vm, router, PCIOptions{BARAddr: tBAR, INTx: func(l bool) { r.levels = append(r.levels, l) }})
 	if err != nil {
 		t.Fatalf("NewPCI() = %v; want nil", err)
 	}
@@ -66,27 +68,35 @@ func (r *pciRig) wr(off uint64, n int, v uint64) {
 	r.p.Write(off, b[:n])
 }
 
+// SetStatus, Status, SetDriverFeatures and SetupQueue are the common
+// configuration's registers as virtiotest's handshake sees them.
+func (r *pciRig) SetStatus(s uint32) { r.wr(commonStatus, 1, uint64(s)) }
+func (r *pciRig) Status() uint32     { return uint32(r.rd(commonStatus, 1)) }
+
+func (r *pciRig) SetDriverFeatures(sel, bits uint32) {
+	r.wr(commonGFSelect, 4, uint64(sel))
+	r.wr(commonGF, 4, uint64(bits))
+}
+
+func (r *pciRig) SetupQueue(i uint32, size uint16, desc, avail, used uint64) {
+	r.wr(commonQSelect, 2, uint64(i))
+	r.wr(commonQSize, 2, uint64(size))
+	r.wr(commonQDescLo, 4, desc&0xffffffff)
+	r.wr(commonQDescHi, 4, desc>>32)
+	r.wr(commonQAvailLo, 8, avail)
+	r.wr(commonQUsedLo, 4, used&0xffffffff)
+	r.wr(commonQUsedHi, 4, used>>32)
+	r.wr(commonQEnable, 2, 1)
+}
+
 // negotiate runs the feature handshake and returns the status.
 func (r *pciRig) negotiate(features uint64) uint64 {
-	r.wr(commonStatus, 1, statusAcknowledge|statusDriver)
-	for sel := range uint64(2) {
-		r.wr(commonGFSelect, 4, sel)
-		r.wr(commonGF, 4, features>>(32*sel)&0xffffffff)
-	}
-	r.wr(commonStatus, 1, statusAcknowledge|statusDriver|statusFeaturesOK)
-	return r.rd(commonStatus, 1)
+	return uint64(virtiotest.Negotiate(r, features))
 }
 
 // setupQueue configures queue q at the test layout.
 func (r *pciRig) setupQueue(q, size uint64) {
-	r.wr(commonQSelect, 2, q)
-	r.wr(commonQSize, 2, size)
-	r.wr(commonQDescLo, 4, tDesc)
-	r.wr(commonQDescHi, 4, 0)
-	r.wr(commonQAvailLo, 8, tAvail)
-	r.wr(commonQUsedLo, 4, tUsed)
-	r.wr(commonQUsedHi, 4, 0)
-	r.wr(commonQEnable, 2, 1)
+	r.SetupQueue(uint32(q), uint16(size), tDesc, tAvail, tUsed)
 }
 
 // enableMSIX sets MSI-X enable in the capability's control word.
@@ -217,7 +227,7 @@ func TestPCIQueuesAndActivate(t *testing.T) {
 	}
 	// A kick that reached userspace goes to the queue's eventfd.
 	r.wr(pciNotifyOff+4, 2, 1)
-	if got := eventCount(t, r.p.notify[1]); got != 1 {
+	if got := virtiotest.EventCount(t, r.p.notify[1]); got != 1 {
 		t.Errorf("queue 1 eventfd after a kick = %d; want 1", got)
 	}
 	// Reset.
@@ -267,11 +277,11 @@ func TestPCIMSIX(t *testing.T) {
 	r.wr(e+4, 4, 0)
 	r.wr(e+8, 4, 0x41)
 	r.p.irq.Signal(1)
-	if got, pba := eventCount(t, r.p.vectors.FD(1)), r.rd(pciMSIXPBAOff, 8); got != 0 || pba != 2 {
+	if got, pba := virtiotest.EventCount(t, r.p.vectors.FD(1)), r.rd(pciMSIXPBAOff, 8); got != 0 || pba != 2 {
 		t.Errorf("masked vector: eventfd %d PBA %#x; want 0, 0x2", got, pba)
 	}
 	r.wr(e+12, 4, 0) // unmask: delivered, routed
-	if got, pba := eventCount(t, r.p.vectors.FD(1)), r.rd(pciMSIXPBAOff, 8); got != 1 || pba != 0 {
+	if got, pba := virtiotest.EventCount(t, r.p.vectors.FD(1)), r.rd(pciMSIXPBAOff, 8); got != 1 || pba != 0 {
 		t.Errorf("after unmask: eventfd %d PBA %#x; want 1, 0", got, pba)
 	}
 	last := r.routes.tables[len(r.routes.tables)-1]
@@ -390,7 +400,7 @@ func TestNewPCIErrors(t *testing.T) {
 		{"too many queues", &fakeDevice{sizes: make([]uint16, 2000)}, PCIOptions{BARAddr: tBAR}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, err := NewPCI(tt.dev, make(fakeMem, tMemSize), &fakeKVM{}, router, tt.opts); err == nil {
+			if _, err := NewPCI(tt.dev, make(virtiotest.Mem, tMemSize), &fakeKVM{}, router, tt.opts); err == nil {
 				t.Errorf("NewPCI() = nil error; want one")
 			}
 		})

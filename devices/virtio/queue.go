@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"vmm/devices/guestlog"
+	"vmm/devices/virtio/ringmem"
 )
 
 // Ring flags (virtio 1.2 §2.7.7, §2.7.10).
@@ -193,7 +194,7 @@ func (q *Queue) usable() error {
 }
 
 // availIdx is an acquire load of avail->idx.
-func (q *Queue) availIdx() uint16 { return Load16(q.avail, 2) }
+func (q *Queue) availIdx() uint16 { return ringmem.Load16(q.avail, 2) }
 
 // Pop returns the next available chain, (nil, nil) when there is none.
 // A malformed chain breaks the queue: this and every later call fail.
@@ -205,7 +206,7 @@ func (q *Queue) Pop() (*Chain, error) {
 	if idx == q.lastAvail && q.eventIdx && q.notify {
 		// The avail_event store of the previous Pop must be visible
 		// before we conclude the ring is empty, or a kick may be lost.
-		fence()
+		ringmem.Fence()
 		idx = q.availIdx()
 	}
 	pending := idx - q.lastAvail
@@ -312,13 +313,13 @@ func (q *Queue) PushUsed(c *Chain, written uint32) error {
 // publishUsed stores used->flags and used->idx (one aligned word, both
 // owned by the device) with a full fence.
 func (q *Queue) publishUsed() {
-	store32(q.used, 0, uint32(q.usedFlags)|uint32(q.usedIdx)<<16)
+	ringmem.Store32(q.used, 0, uint32(q.usedFlags)|uint32(q.usedIdx)<<16)
 }
 
 // setAvailEvent writes avail_event, which follows the used ring: an
 // atomic store the driver may read at any time.
 func (q *Queue) setAvailEvent(v uint16) {
-	Store16(q.used, 4+8*int(q.size), v)
+	ringmem.Store16(q.used, 4+8*int(q.size), v)
 }
 
 // NeedsInterrupt reports whether the driver wants an interrupt for the
@@ -333,9 +334,9 @@ func (q *Queue) NeedsInterrupt() bool {
 	q.signalled = now
 	// publishUsed fenced the used idx store before these loads.
 	if !q.eventIdx {
-		return Load16(q.avail, 0)&availFNoInterrupt == 0
+		return ringmem.Load16(q.avail, 0)&availFNoInterrupt == 0
 	}
-	return needEvent(Load16(q.avail, 4+2*int(q.size)), now, old)
+	return needEvent(ringmem.Load16(q.avail, 4+2*int(q.size)), now, old)
 }
 
 // needEvent is vring_need_event: has idx crossed event going from old to
@@ -370,7 +371,7 @@ func (q *Queue) EnableNotifications() bool {
 		q.usedFlags &^= usedFNoNotify
 		q.publishUsed()
 	}
-	fence()
+	ringmem.Fence()
 	return q.availIdx() != q.lastAvail
 }
 
@@ -396,6 +397,6 @@ func (q *Queue) HasAvailable() bool {
 	if q.usable() != nil {
 		return false
 	}
-	fence()
+	ringmem.Fence()
 	return q.availIdx() != q.lastAvail
 }

@@ -7,6 +7,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"vmm/devices/virtio/virtiotest"
 )
 
 // chainShape is what a popped chain's buffers look like.
@@ -36,16 +38,16 @@ func TestPop(t *testing.T) {
 	tests := []struct {
 		name     string
 		indirect bool
-		bufs     []buf
+		bufs     []virtiotest.Buf
 		rd, wr   []int
 	}{
-		{"one readable", false, []buf{r(100)}, []int{100}, nil},
-		{"one writable", false, []buf{w(4096)}, nil, []int{4096}},
-		{"mixed", false, []buf{r(16), r(32), w(8), w(64)}, []int{16, 32}, []int{8, 64}},
-		{"zero-length skipped", false, []buf{r(0), r(5), w(0), w(7)}, []int{5}, []int{7}},
-		{"whole queue", false, []buf{r(1), r(1), r(1), r(1), r(1), r(1), r(1), w(1)}, []int{1, 1, 1, 1, 1, 1, 1}, []int{1}},
-		{"indirect", true, []buf{r(12), w(34), w(56)}, []int{12}, []int{34, 56}},
-		{"indirect longer than queue", true, []buf{r(1), r(2), r(3), r(4), r(5), r(6), r(7), r(8), r(9), w(10)},
+		{"one readable", false, []virtiotest.Buf{r(100)}, []int{100}, nil},
+		{"one writable", false, []virtiotest.Buf{w(4096)}, nil, []int{4096}},
+		{"mixed", false, []virtiotest.Buf{r(16), r(32), w(8), w(64)}, []int{16, 32}, []int{8, 64}},
+		{"zero-length skipped", false, []virtiotest.Buf{r(0), r(5), w(0), w(7)}, []int{5}, []int{7}},
+		{"whole queue", false, []virtiotest.Buf{r(1), r(1), r(1), r(1), r(1), r(1), r(1), w(1)}, []int{1, 1, 1, 1, 1, 1, 1}, []int{1}},
+		{"indirect", true, []virtiotest.Buf{r(12), w(34), w(56)}, []int{12}, []int{34, 56}},
+		{"indirect longer than queue", true, []virtiotest.Buf{r(1), r(2), r(3), r(4), r(5), r(6), r(7), r(8), r(9), w(10)},
 			[]int{1, 2, 3, 4, 5, 6, 7, 8, 9}, []int{10}},
 	}
 	for _, tt := range tests {
@@ -53,11 +55,11 @@ func TestPop(t *testing.T) {
 			d := newDriver(t, 8, FeatureRingIndirectDesc, nil)
 			var head uint16
 			if tt.indirect {
-				head = d.addIndirect(tt.bufs...)
+				head = d.AddIndirect(tt.bufs...)
 			} else {
-				head = d.add(tt.bufs...)
+				head = d.Add(tt.bufs...)
 			}
-			before := bytes.Clone(d.mem[:tUsed])
+			before := bytes.Clone(d.Mem[:tUsed])
 			c := d.mustPop()
 			if c.Head != head {
 				t.Errorf("Pop().Head = %d; want %d", c.Head, head)
@@ -76,7 +78,7 @@ func TestPop(t *testing.T) {
 			if int(c.ReadableLen) != rl || int(c.WritableLen) != wl {
 				t.Errorf("Pop() lengths = %d/%d; want %d/%d", c.ReadableLen, c.WritableLen, rl, wl)
 			}
-			if !bytes.Equal(d.mem[:tUsed], before) {
+			if !bytes.Equal(d.Mem[:tUsed], before) {
 				t.Errorf("Pop() wrote the descriptor table or avail ring")
 			}
 			if c, err := d.q.Pop(); c != nil || err != nil {
@@ -89,15 +91,15 @@ func TestPop(t *testing.T) {
 // TestPopAliasesGuestMemory checks that buffers are guest memory, not copies.
 func TestPopAliasesGuestMemory(t *testing.T) {
 	d := newDriver(t, 4, 0, nil)
-	d.add(r(3), w(3))
+	d.Add(r(3), w(3))
 	c := d.mustPop()
-	a := d.descAddr(0)
-	if got, want := c.Readable[0], d.mem[a:a+3]; !bytes.Equal(got, want) {
+	a := d.DescAddr(0)
+	if got, want := c.Readable[0], d.Mem[a:a+3]; !bytes.Equal(got, want) {
 		t.Errorf("Readable[0] = %x; want %x", got, want)
 	}
 	copy(c.Writable[0], "abc")
-	b := d.descAddr(1)
-	if got := string(d.mem[b : b+3]); got != "abc" {
+	b := d.DescAddr(1)
+	if got := string(d.Mem[b : b+3]); got != "abc" {
 		t.Errorf("guest memory after writing Writable[0] = %q; want %q", got, "abc")
 	}
 }
@@ -106,11 +108,11 @@ func TestPopAliasesGuestMemory(t *testing.T) {
 // indirect descriptor.
 func TestPopDirectThenIndirect(t *testing.T) {
 	d := newDriver(t, 8, FeatureRingIndirectDesc, nil)
-	table := d.alloc(32)
-	d.link(table, 0, 2, []buf{r(3), w(4)})
-	d.setDesc(tDesc, 0, d.alloc(2), 2, descFNext, 1)
-	d.setDesc(tDesc, 1, table, 32, descFIndirect, 0)
-	d.offer(0)
+	table := d.Alloc(32)
+	d.Link(table, 0, 2, []virtiotest.Buf{r(3), w(4)})
+	d.SetDesc(tDesc, 0, d.Alloc(2), 2, descFNext, 1)
+	d.SetDesc(tDesc, 1, table, 32, descFIndirect, 0)
+	d.Offer(0)
 	rd, wr := chainShape(d.mustPop())
 	if !sameInts(rd, []int{2, 3}) || !sameInts(wr, []int{4}) {
 		t.Errorf("Pop() buffers = %v/%v; want [2 3]/[4]", rd, wr)
@@ -119,8 +121,8 @@ func TestPopDirectThenIndirect(t *testing.T) {
 
 func TestPushUsed(t *testing.T) {
 	d := newDriver(t, 4, 0, nil)
-	h1 := d.add(r(10), w(20))
-	h2 := d.add(w(30))
+	h1 := d.Add(r(10), w(20))
+	h2 := d.Add(w(30))
 	c1, c2 := d.mustPop(), d.mustPop()
 	// Out of order completion is allowed.
 	for _, p := range []struct {
@@ -131,8 +133,8 @@ func TestPushUsed(t *testing.T) {
 			t.Fatalf("PushUsed(%d) = %v; want nil", p.n, err)
 		}
 	}
-	got := d.takeUsed()
-	want := []usedElem{{uint32(h2), 30}, {uint32(h1), 5}}
+	got := d.TakeUsed()
+	want := []virtiotest.Used{{ID: uint32(h2), Len: 30}, {ID: uint32(h1), Len: 5}}
 	if len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
 		t.Errorf("used ring = %v; want %v", got, want)
 	}
@@ -141,9 +143,9 @@ func TestPushUsed(t *testing.T) {
 func TestPushUsedErrors(t *testing.T) {
 	d := newDriver(t, 4, 0, nil)
 	other := newDriver(t, 4, 0, nil)
-	other.add(w(1))
+	other.Add(w(1))
 	foreign := other.mustPop()
-	d.add(w(8))
+	d.Add(w(8))
 	c := d.mustPop()
 	if err := d.q.PushUsed(nil, 0); err == nil {
 		t.Errorf("PushUsed(nil) = nil; want an error")
@@ -160,7 +162,7 @@ func TestPushUsedErrors(t *testing.T) {
 	if err := d.q.PushUsed(c, 8); err == nil {
 		t.Errorf("second PushUsed(c) = nil; want an error")
 	}
-	d.add(w(8))
+	d.Add(w(8))
 	stale := d.mustPop()
 	d.cfg.Reset()
 	if err := d.q.PushUsed(stale, 0); err == nil {
@@ -189,11 +191,11 @@ func TestNeedsInterrupt(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			d := newDriver(t, 8, tt.features, nil)
 			if tt.noIntr {
-				d.put16(tAvail, availFNoInterrupt)
+				d.Put16(tAvail, availFNoInterrupt)
 			}
-			d.put16(d.usedEventAddr(), tt.usedEvent)
+			d.Put16(d.UsedEventAddr(), tt.usedEvent)
 			for range tt.pushes {
-				d.add(w(1))
+				d.Add(w(1))
 				if err := d.q.PushUsed(d.mustPop(), 0); err != nil {
 					t.Fatal(err)
 				}
@@ -213,17 +215,17 @@ func TestNeedsInterrupt(t *testing.T) {
 // one crossed in this window does.
 func TestNeedsInterruptWindow(t *testing.T) {
 	d := newDriver(t, 8, FeatureRingEventIdx, nil)
-	d.put16(d.usedEventAddr(), 100) // the driver wants nothing yet
+	d.Put16(d.UsedEventAddr(), 100) // the driver wants nothing yet
 	d.cycle(2)
 	if d.q.NeedsInterrupt() {
 		t.Fatalf("NeedsInterrupt() with used_event ahead = true; want false")
 	}
-	d.put16(d.usedEventAddr(), 1) // passed in the previous window
+	d.Put16(d.UsedEventAddr(), 1) // passed in the previous window
 	d.cycle(1)
 	if d.q.NeedsInterrupt() {
 		t.Errorf("NeedsInterrupt() with used_event 1, used idx 2 -> 3 = true; want false")
 	}
-	d.put16(d.usedEventAddr(), 4)
+	d.Put16(d.UsedEventAddr(), 4)
 	d.cycle(2)
 	if !d.q.NeedsInterrupt() {
 		t.Errorf("NeedsInterrupt() with used_event 4, used idx 3 -> 5 = false; want true")
@@ -234,42 +236,42 @@ func TestNotifications(t *testing.T) {
 	t.Run("flag", func(t *testing.T) {
 		d := newDriver(t, 8, 0, nil)
 		d.q.DisableNotifications()
-		if f := d.get16(tUsed); f != usedFNoNotify {
+		if f := d.Get16(tUsed); f != usedFNoNotify {
 			t.Errorf("used flags after DisableNotifications() = %#x; want %#x", f, usedFNoNotify)
 		}
 		if d.q.EnableNotifications() {
 			t.Errorf("EnableNotifications() on an empty queue = true; want false")
 		}
-		if f := d.get16(tUsed); f != 0 {
+		if f := d.Get16(tUsed); f != 0 {
 			t.Errorf("used flags after EnableNotifications() = %#x; want 0", f)
 		}
 		d.q.DisableNotifications()
-		d.add(r(1))
+		d.Add(r(1))
 		if !d.q.EnableNotifications() {
 			t.Errorf("EnableNotifications() with a chain pending = false; want true")
 		}
 	})
 	t.Run("event idx", func(t *testing.T) {
 		d := newDriver(t, 8, FeatureRingEventIdx, nil)
-		d.add(r(1))
+		d.Add(r(1))
 		d.mustPop()
-		if e := d.get16(d.availEventAddr()); e != 1 {
+		if e := d.Get16(d.AvailEventAddr()); e != 1 {
 			t.Errorf("avail_event after a Pop = %d; want 1", e)
 		}
 		d.q.DisableNotifications()
-		d.add(r(1))
+		d.Add(r(1))
 		d.mustPop()
-		if e := d.get16(d.availEventAddr()); e != 1 {
+		if e := d.Get16(d.AvailEventAddr()); e != 1 {
 			t.Errorf("avail_event after a Pop with notifications off = %d; want 1", e)
 		}
-		if d.get16(tUsed) != 0 {
-			t.Errorf("used flags with event idx = %#x; want 0", d.get16(tUsed))
+		if d.Get16(tUsed) != 0 {
+			t.Errorf("used flags with event idx = %#x; want 0", d.Get16(tUsed))
 		}
-		d.add(r(1))
+		d.Add(r(1))
 		if !d.q.EnableNotifications() {
 			t.Errorf("EnableNotifications() with a chain pending = false; want true")
 		}
-		if e := d.get16(d.availEventAddr()); e != 2 {
+		if e := d.Get16(d.AvailEventAddr()); e != 2 {
 			t.Errorf("avail_event after EnableNotifications() = %d; want 2", e)
 		}
 		if !d.q.HasAvailable() {
@@ -287,11 +289,11 @@ func TestWraparound(t *testing.T) {
 	for _, features := range []uint64{0, FeatureRingEventIdx} {
 		d := newDriver(t, 4, features, nil)
 		d.cycle(0xfff0)
-		d.put16(d.usedEventAddr(), 0xfffe)
+		d.Put16(d.UsedEventAddr(), 0xfffe)
 		d.q.NeedsInterrupt()
 		for i := range 40 {
-			d.add(r(2), w(3))
-			d.add(w(5))
+			d.Add(r(2), w(3))
+			d.Add(w(5))
 			c1, c2 := d.mustPop(), d.mustPop()
 			if c1.ReadableLen != 2 || c2.WritableLen != 5 {
 				t.Fatalf("round %d (features %#x): Pop() lengths %d, %d; want 2, 5", i, features, c1.ReadableLen, c2.WritableLen)
@@ -302,13 +304,13 @@ func TestWraparound(t *testing.T) {
 			if err := d.q.PushUsed(c2, 5); err != nil {
 				t.Fatal(err)
 			}
-			if got := d.takeUsed(); len(got) != 2 || got[0].n != 3 || got[1].n != 5 {
+			if got := d.TakeUsed(); len(got) != 2 || got[0].Len != 3 || got[1].Len != 5 {
 				t.Fatalf("round %d (features %#x): used = %v; want lengths 3, 5", i, features, got)
 			}
 			// With event idx only the push crossing 0xfffe (round 7) signals.
 			want := features == 0 || i == 7
 			if got := d.q.NeedsInterrupt(); got != want {
-				t.Errorf("round %d (features %#x, used idx %#x): NeedsInterrupt() = %v; want %v", i, features, d.get16(tUsed+2), got, want)
+				t.Errorf("round %d (features %#x, used idx %#x): NeedsInterrupt() = %v; want %v", i, features, d.Get16(tUsed+2), got, want)
 			}
 		}
 		if d.q.Broken() != nil {
@@ -325,72 +327,72 @@ func TestMalformed(t *testing.T) {
 		want     string
 	}{
 		{"loop", 0, func(d *driver) {
-			d.setDesc(tDesc, 0, tData, 1, descFNext, 1)
-			d.setDesc(tDesc, 1, tData, 1, descFNext, 0)
-			d.offer(0)
+			d.SetDesc(tDesc, 0, tData, 1, descFNext, 1)
+			d.SetDesc(tDesc, 1, tData, 1, descFNext, 0)
+			d.Offer(0)
 		}, "longer than 8 descriptors"},
 		{"self loop", 0, func(d *driver) {
-			d.setDesc(tDesc, 3, tData, 0, descFNext, 3)
-			d.offer(3)
+			d.SetDesc(tDesc, 3, tData, 0, descFNext, 3)
+			d.Offer(3)
 		}, "longer than 8"},
 		{"next out of range", 0, func(d *driver) {
-			d.setDesc(tDesc, 0, tData, 1, descFNext, 8)
-			d.offer(0)
+			d.SetDesc(tDesc, 0, tData, 1, descFNext, 8)
+			d.Offer(0)
 		}, "next 8 out of range"},
-		{"head out of range", 0, func(d *driver) { d.offer(8) }, "head 8 out of range"},
+		{"head out of range", 0, func(d *driver) { d.Offer(8) }, "head 8 out of range"},
 		{"outside memory", 0, func(d *driver) {
-			d.setDesc(tDesc, 0, tMemSize-4, 8, 0, 0)
-			d.offer(0)
+			d.SetDesc(tDesc, 0, tMemSize-4, 8, 0, 0)
+			d.Offer(0)
 		}, "not RAM"},
 		{"address overflow", 0, func(d *driver) {
-			d.setDesc(tDesc, 0, 1<<64-2, 4, 0, 0)
-			d.offer(0)
+			d.SetDesc(tDesc, 0, 1<<64-2, 4, 0, 0)
+			d.Offer(0)
 		}, "overflows"},
 		{"readable after writable", 0, func(d *driver) {
-			d.setDesc(tDesc, 0, tData, 1, descFWrite|descFNext, 1)
-			d.setDesc(tDesc, 1, tData, 0, 0, 0)
-			d.offer(0)
+			d.SetDesc(tDesc, 0, tData, 1, descFWrite|descFNext, 1)
+			d.SetDesc(tDesc, 1, tData, 0, 0, 0)
+			d.Offer(0)
 		}, "readable descriptor after a writable"},
-		{"indirect not negotiated", 0, func(d *driver) { d.addIndirect(r(1)) }, "not negotiated"},
+		{"indirect not negotiated", 0, func(d *driver) { d.AddIndirect(r(1)) }, "not negotiated"},
 		{"nested indirect", FeatureRingIndirectDesc, func(d *driver) {
-			d.addIndirect(r(1))
-			d.setDesc(tData, 0, tData, 16, descFIndirect, 0)
+			d.AddIndirect(r(1))
+			d.SetDesc(tData, 0, tData, 16, descFIndirect, 0)
 		}, "inside an indirect table"},
 		{"indirect with next", FeatureRingIndirectDesc, func(d *driver) {
-			d.setDesc(tDesc, 0, tData, 16, descFIndirect|descFNext, 1)
-			d.offer(0)
+			d.SetDesc(tDesc, 0, tData, 16, descFIndirect|descFNext, 1)
+			d.Offer(0)
 		}, "NEXT set"},
 		{"indirect length", FeatureRingIndirectDesc, func(d *driver) {
-			d.setDesc(tDesc, 0, tData, 24, descFIndirect, 0)
-			d.offer(0)
+			d.SetDesc(tDesc, 0, tData, 24, descFIndirect, 0)
+			d.Offer(0)
 		}, "length 24"},
 		{"empty indirect", FeatureRingIndirectDesc, func(d *driver) {
-			d.setDesc(tDesc, 0, tData, 0, descFIndirect, 0)
-			d.offer(0)
+			d.SetDesc(tDesc, 0, tData, 0, descFIndirect, 0)
+			d.Offer(0)
 		}, "length 0"},
 		{"indirect loop", FeatureRingIndirectDesc, func(d *driver) {
-			d.addIndirect(r(1), r(1))
-			d.setDesc(d.descAddr(0), 1, tData, 1, descFNext, 0)
+			d.AddIndirect(r(1), r(1))
+			d.SetDesc(d.DescAddr(0), 1, tData, 1, descFNext, 0)
 		}, "longer than 2"},
 		{"indirect next out of range", FeatureRingIndirectDesc, func(d *driver) {
-			d.addIndirect(r(1), r(1))
-			d.setDesc(d.descAddr(0), 1, tData, 1, descFNext, 2)
+			d.AddIndirect(r(1), r(1))
+			d.SetDesc(d.DescAddr(0), 1, tData, 1, descFNext, 2)
 		}, "next 2 out of range (table of 2)"},
 		{"too many bytes", 0, func(d *driver) {
-			d.mem = bigMem(d.t)
-			d.q = newDriver(d.t, 8, 0, d.mem).q
+			d.Mem = virtiotest.BigMem(d.t)
+			d.q = newDriver(d.t, 8, 0, d.Mem).q
 			// Overlapping buffers are fine; their sum is not.
-			d.setDesc(tDesc, 0, tData, 0x80000000, descFNext, 1)
-			d.setDesc(tDesc, 1, tData, 0x80000000, 0, 0)
-			d.offer(0)
+			d.SetDesc(tDesc, 0, tData, 0x80000000, descFNext, 1)
+			d.SetDesc(tDesc, 1, tData, 0x80000000, 0, 0)
+			d.Offer(0)
 		}, "more than 4294967295 bytes"},
-		{"idx jump", 0, func(d *driver) { d.put16(tAvail+2, 9) }, "avail idx moved from 0 to 9"},
-		{"idx backwards", 0, func(d *driver) { d.put16(tAvail+2, 0xffff) }, "to 65535"},
+		{"idx jump", 0, func(d *driver) { d.Put16(tAvail+2, 9) }, "avail idx moved from 0 to 9"},
+		{"idx backwards", 0, func(d *driver) { d.Put16(tAvail+2, 0xffff) }, "to 65535"},
 		{"head offered twice", 0, func(d *driver) {
 			for range 9 {
-				d.setDesc(tDesc, 0, tData, 1, 0, 0)
-				d.offer(0)
-				if d.availIdx == 8 {
+				d.SetDesc(tDesc, 0, tData, 1, 0, 0)
+				d.Offer(0)
+				if d.AvailIdx == 8 {
 					for range 8 {
 						d.mustPop()
 					}
@@ -413,7 +415,7 @@ func TestMalformed(t *testing.T) {
 			if b := d.q.Broken(); b != err {
 				t.Errorf("Broken() = %v; want %v", b, err)
 			}
-			d.add(r(1)) // a good chain does not repair the queue
+			d.Add(r(1)) // a good chain does not repair the queue
 			if _, err2 := d.q.Pop(); err2 != err {
 				t.Errorf("Pop() after breaking = %v; want %v", err2, err)
 			}
@@ -427,7 +429,7 @@ func TestMalformed(t *testing.T) {
 			if _, err := d.q.Pop(); err == nil {
 				t.Errorf("Pop() on a ring stopped by Reset() = nil error; want one")
 			}
-			clear(d.mem[tAvail:tData])
+			clear(d.Mem[tAvail:tData])
 			d.activate()
 			if d.q.Broken() != nil {
 				t.Errorf("Broken() after Reset() and activation = %v; want nil", d.q.Broken())
@@ -463,7 +465,7 @@ func TestActivateErrors(t *testing.T) {
 			q.SetAvailAddr(tt.avail)
 			q.SetUsedAddr(tt.used)
 			q.SetReady(!tt.notReady)
-			ring, err := q.Activate(make(fakeMem, tMemSize), 0)
+			ring, err := q.Activate(make(virtiotest.Mem, tMemSize), 0)
 			if ring != nil || err == nil || !strings.Contains(err.Error(), "queue 3") || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("Activate() = %v, %v; want no ring and an error naming queue 3 and %q", ring, err, tt.want)
 			}
@@ -498,7 +500,7 @@ func TestRegisters(t *testing.T) {
 // starts before the ring's slice.
 func TestUnalignedHostRings(t *testing.T) {
 	backing := make([]byte, tMemSize+2)
-	mem := fakeMem(backing[2:])
+	mem := virtiotest.Mem(backing[2:])
 	cfg := NewQueueConfig(0, 8)
 	cfg.SetSize(8)
 	cfg.SetDescAddr(tDesc)
@@ -509,15 +511,15 @@ func TestUnalignedHostRings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &driver{t: t, mem: mem, q: q, size: 8}
-	d.setDesc(tDesc, 0, tData, 4, descFWrite, 0)
+	d := &driver{Queue: virtiotest.NewQueue(mem, 8, tLayout), t: t, q: q}
+	d.SetDesc(tDesc, 0, tData, 4, descFWrite, 0)
 	mem[tAvail+2+4] = 0 // ring[0] = head 0
 	mem[tAvail+2+2] = 1 // idx = 1
 	c := d.mustPop()
 	if err := q.PushUsed(c, 4); err != nil {
 		t.Fatal(err)
 	}
-	if got := d.takeUsed(); len(got) != 1 || got[0] != (usedElem{0, 4}) {
+	if got := d.TakeUsed(); len(got) != 1 || got[0] != (virtiotest.Used{ID: 0, Len: 4}) {
 		t.Errorf("used ring = %v; want [{0 4}]", got)
 	}
 }
@@ -526,11 +528,11 @@ func TestUnalignedHostRings(t *testing.T) {
 // the same descriptors each time as a driver recycling buffers would.
 func BenchmarkPopPush(b *testing.B) {
 	d := newDriver(b, 256, FeatureRingEventIdx, nil)
-	head := d.add(r(16), r(512), w(1024), w(8))
-	d.availIdx--
+	head := d.Add(r(16), r(512), w(1024), w(8))
+	d.AvailIdx--
 	b.ReportAllocs()
 	for b.Loop() {
-		d.offer(head)
+		d.Offer(head)
 		c, err := d.q.Pop()
 		if err != nil || c == nil {
 			b.Fatal(c, err)
@@ -575,56 +577,25 @@ func TestConcurrent(t *testing.T) {
 	}()
 	inflight := 0
 	for sent := 0; sent < total || inflight > 0; {
-		inflight -= len(d.takeUsed())
-		if inflight >= int(d.size)/2 || sent == total {
+		inflight -= len(d.TakeUsed())
+		if inflight >= int(d.Size)/2 || sent == total {
 			runtime.Gosched()
 			continue
 		}
 		// One readable and one writable descriptor, data tagged with sent.
-		a := d.alloc(4)
-		d.mem[a] = byte(sent)
-		i := d.next
-		d.setDesc(tDesc, i, a, 4, descFNext, (i+1)%d.size)
-		d.setDesc(tDesc, (i+1)%d.size, d.alloc(4), 4, descFWrite, 0)
-		d.next = (i + 2) % d.size
-		d.offer(i)
-		d.put16(tAvail, uint16(sent)&availFNoInterrupt)
+		a := d.Alloc(4)
+		d.Mem[a] = byte(sent)
+		i := d.Next
+		d.SetDesc(tDesc, i, a, 4, descFNext, (i+1)%d.Size)
+		d.SetDesc(tDesc, (i+1)%d.Size, d.Alloc(4), 4, descFWrite, 0)
+		d.Next = (i + 2) % d.Size
+		d.Offer(i)
+		d.Put16(tAvail, uint16(sent)&availFNoInterrupt)
 		sent++
 		inflight++
 	}
 	if err := <-done; err != nil {
 		t.Fatal(err)
-	}
-}
-
-// TestLoadStore16 accesses a u16 at every 2-aligned offset of slices whose
-// host base is 0 or 2 mod 4 and checks the bytes around it are kept.
-func TestLoadStore16(t *testing.T) {
-	backing := make([]byte, 32)
-	for _, shift := range []int{0, 2, 4, 6} {
-		b := backing[shift : shift+10]
-		for off := 0; off+2 <= len(b); off += 2 {
-			for i := range backing {
-				backing[i] = byte(i)
-			}
-			want := uint16(b[off]) | uint16(b[off+1])<<8
-			if got := Load16(b, off); got != want {
-				t.Errorf("Load16(base+%d, %d) = %#x; want %#x", shift, off, got, want)
-			}
-			Store16(b, off, 0xbeef)
-			for i := range backing {
-				w := byte(i)
-				switch i {
-				case shift + off:
-					w = 0xef
-				case shift + off + 1:
-					w = 0xbe
-				}
-				if backing[i] != w {
-					t.Errorf("after Store16(base+%d, %d): byte %d = %#x; want %#x", shift, off, i, backing[i], w)
-				}
-			}
-		}
 	}
 }
 
@@ -636,13 +607,13 @@ func TestBrokenRingsLogOnce(t *testing.T) {
 	log := captureLog(t)
 	d := newDriver(t, 8, 0, nil)
 	for i := range 1000 {
-		d.offer(8) // head out of range
+		d.Offer(8) // head out of range
 		if _, err := d.q.Pop(); !errors.Is(err, ErrBroken) {
 			t.Fatalf("round %d: Pop() = %v; want an ErrBroken", i, err)
 		}
 		d.cfg.Reset()
-		clear(d.mem[tAvail : tAvail+4])
-		d.availIdx = 0
+		clear(d.Mem[tAvail : tAvail+4])
+		d.AvailIdx = 0
 		d.activate()
 	}
 	if l := logLines(log); len(l) != 1 || !strings.Contains(l[0], "head 8 out of range") || !strings.Contains(l[0], "occurrences=1") {

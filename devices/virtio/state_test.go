@@ -2,6 +2,8 @@ package virtio
 
 import (
 	"testing"
+
+	"vmm/devices/virtio/virtiotest"
 )
 
 // statefulDevice is a fakeDevice with snapshot support: it saves a
@@ -104,8 +106,8 @@ func TestMMIOStateRoundTrip(t *testing.T) {
 
 // TestResume: a chain held across a snapshot is walked again at its head.
 func TestResume(t *testing.T) {
-	d := newDriver(t, 8, 0, bigMem(t))
-	head := d.add(r(100), r(28))
+	d := newDriver(t, 8, 0, virtiotest.BigMem(t))
+	head := d.Add(r(100), r(28))
 	c := d.mustPop()
 	if c.Head != head {
 		t.Fatalf("popped head %d; want %d", c.Head, head)
@@ -130,7 +132,7 @@ func TestResume(t *testing.T) {
 func FuzzTransportState(f *testing.F) {
 	dev := newStateful()
 	m := &MMIO{}
-	m.transport = transport{name: "fuzz", dev: dev, mem: make(fakeMem, tMemSize), offered: dev.features&^transportFeatures | offeredFeatures, intr: &m.irq}
+	m.transport = transport{name: "fuzz", dev: dev, mem: make(virtiotest.Mem, tMemSize), offered: dev.features&^transportFeatures | offeredFeatures, intr: &m.irq}
 	m.irq.fd.Store(-1)
 	for i, n := range dev.sizes {
 		m.queues = append(m.queues, NewQueueConfig(i, n))
@@ -147,7 +149,7 @@ func FuzzTransportState(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		d := newStateful()
 		mm := &MMIO{}
-		mm.transport = transport{name: "fuzz", dev: d, mem: make(fakeMem, tMemSize), offered: d.features&^transportFeatures | offeredFeatures, intr: &mm.irq}
+		mm.transport = transport{name: "fuzz", dev: d, mem: make(virtiotest.Mem, tMemSize), offered: d.features&^transportFeatures | offeredFeatures, intr: &mm.irq}
 		mm.irq.fd.Store(-1)
 		for i, n := range d.sizes {
 			mm.queues = append(mm.queues, NewQueueConfig(i, n))

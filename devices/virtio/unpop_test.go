@@ -9,9 +9,9 @@ import "testing"
 func TestUnpop(t *testing.T) {
 	for _, features := range []uint64{0, FeatureRingEventIdx} {
 		d := newDriver(t, 4, features, nil)
-		h1 := d.add(r(10))
-		h2 := d.add(r(20))
-		h3 := d.add(r(30))
+		h1 := d.Add(r(10))
+		h2 := d.Add(r(20))
+		h3 := d.Add(r(30))
 		c1, c2, c3 := d.mustPop(), d.mustPop(), d.mustPop()
 		if err := d.q.Unpop(c2); err == nil {
 			t.Errorf("features %#x: Unpop(second of three) = nil; want an error", features)
@@ -25,7 +25,7 @@ func TestUnpop(t *testing.T) {
 		if features&FeatureRingEventIdx != 0 {
 			// avail_event is back at the next chain to pop (c2): a chain
 			// the driver adds now gets its kick.
-			if got := d.get16(d.availEventAddr()); got != 1 {
+			if got := d.Get16(d.AvailEventAddr()); got != 1 {
 				t.Errorf("avail_event after Unpop = %d; want 1", got)
 			}
 		}
@@ -47,8 +47,8 @@ func TestUnpop(t *testing.T) {
 		if c, err := d.q.Pop(); c != nil || err != nil {
 			t.Errorf("features %#x: Pop() at the end = %v, %v; want nil, nil", features, c, err)
 		}
-		got := d.takeUsed()
-		if len(got) != 3 || got[0].id != uint32(h1) || got[1].id != uint32(h2) || got[2].id != uint32(h3) {
+		got := d.TakeUsed()
+		if len(got) != 3 || got[0].ID != uint32(h1) || got[1].ID != uint32(h2) || got[2].ID != uint32(h3) {
 			t.Errorf("features %#x: used ring = %v; want heads %d, %d, %d", features, got, h1, h2, h3)
 		}
 		if err := d.q.Unpop(c1); err == nil {

@@ -8,19 +8,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// connectSeqpacket connects b's port over a SOCK_SEQPACKET pair, where
-// every writev the device makes is one record the host receives, and a
-// record read with readv lands across the buffers given or is cut
-// short: so the host side sees how the device batches.
-func connectSeqpacket(t *testing.T, b *pairBackend) int {
-	t.Helper()
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.hand(fds[0])
-	return fds[1]
-}
+// Records: over a SOCK_SEQPACKET pair every writev the device makes is
+// one record the host receives, and a record read with readv lands
+// across the buffers given or is cut short: so the host side sees how
+// the device batches.
 
 // recvRecord waits for one record from fd.
 func recvRecord(t *testing.T, fd int) []byte {
@@ -45,13 +36,9 @@ func recvRecord(t *testing.T, fd int) []byte {
 // one writev (one record), in order, and are all returned used.
 func TestBatchedWritev(t *testing.T) {
 	r := newRig(t, 2, PortConfig{Nr: -1, Name: "p"})
-	host := connectSeqpacket(t, r.be["p"])
-	defer unix.Close(host)
-	r.handshake(1)
-	r.open(1)
 	// Chains go in once the port is open: a flush that PORT_OPEN starts
 	// could otherwise take the first chains while the rest are added.
-	r.waitFor("port open", func() bool { return r.stats(1).GuestOpen })
+	host := r.openPort(t, "p", 1, unix.SOCK_SEQPACKET)
 	qi := rxQueueIndex(1) + 1
 	want := pattern(0, 8*1000)
 	for i := 0; i < 8; i++ {
@@ -75,14 +62,10 @@ func TestBatchedWritev(t *testing.T) {
 // 4 KiB buffer would cut the record short).
 func TestBatchedReadv(t *testing.T) {
 	r := newRig(t, 2, PortConfig{Nr: -1, Name: "p"})
-	host := connectSeqpacket(t, r.be["p"])
-	defer unix.Close(host)
-	r.handshake(1)
-	r.open(1)
 	// The record goes once the port is open: a readv racing the write
 	// could take a record before FIONREAD counted it, into one buffer,
 	// and SOCK_SEQPACKET cuts a record short to the buffers given.
-	r.waitFor("port open", func() bool { return r.stats(1).GuestOpen })
+	host := r.openPort(t, "p", 1, unix.SOCK_SEQPACKET)
 	want := pattern(0, 5*rxBufSize+123)
 	if _, err := unix.Write(host, want); err != nil {
 		t.Fatal(err)

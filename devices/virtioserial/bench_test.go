@@ -11,12 +11,7 @@ import (
 func benchRig(b *testing.B) (*rig, int) {
 	b.Helper()
 	r := newRig(b, 2, PortConfig{Nr: -1, Name: "p"})
-	host := r.be["p"].connect(b)
-	b.Cleanup(func() { unix.Close(host) })
-	r.handshake(1)
-	r.open(1)
-	r.waitFor("port open", func() bool { return r.stats(1).GuestOpen })
-	return r, host
+	return r, r.openPort(b, "p", 1, unix.SOCK_STREAM)
 }
 
 // waitFD blocks until fd is ready for events.

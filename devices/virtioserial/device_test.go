@@ -118,10 +118,7 @@ func TestHandshake(t *testing.T) {
 // the host does not read, and every byte arrives in order once it does.
 func TestGuestToHostPartialWrites(t *testing.T) {
 	r := newRig(t, 2, PortConfig{Nr: -1, Name: "p"})
-	host := r.be["p"].connect(t)
-	defer unix.Close(host)
-	r.handshake(1)
-	r.open(1)
+	host := r.openPort(t, "p", 1, unix.SOCK_STREAM)
 	const total = 8 << 20
 	want := pattern(0, total)
 	written := 0
@@ -269,20 +266,7 @@ func TestDisconnectReconnect(t *testing.T) {
 	host2 := be.connect(t)
 	defer unix.Close(host2)
 	r.expectControl(controlMsg{id: 1, event: eventPortOpen, value: 1})
-	var got []byte
-	deadline := time.Now().Add(20 * time.Second)
-	buf := make([]byte, 256<<10)
-	for resume+len(got) < total && time.Now().Before(deadline) {
-		if written < total {
-			written += r.write(1, want[written:])
-		}
-		n, _ := unix.Read(host2, buf)
-		if n > 0 {
-			got = append(got, buf[:n]...)
-		} else {
-			time.Sleep(100 * time.Microsecond)
-		}
-	}
+	got := r.pump(1, host2, want, written, resume)
 	if !bytes.Equal(got, want[resume:]) {
 		t.Errorf("second peer got %d bytes (equal prefix %d); want the %d bytes from offset %d on",
 			len(got), commonPrefix(got, want[resume:]), total-resume, resume)
@@ -293,10 +277,7 @@ func TestDisconnectReconnect(t *testing.T) {
 // data stays in the host's socket; reopening delivers it.
 func TestGuestCloseStopsDelivery(t *testing.T) {
 	r := newRig(t, 2, PortConfig{Nr: -1, Name: "p"})
-	host := r.be["p"].connect(t)
-	defer unix.Close(host)
-	r.handshake(1)
-	r.open(1)
+	host := r.openPort(t, "p", 1, unix.SOCK_STREAM)
 	unix.Write(host, []byte("one"))
 	var got []byte
 	r.waitFor("first data", func() bool { got = append(got, r.read(1)...); return len(got) == 3 })
@@ -355,10 +336,7 @@ func TestBlockedPortDoesNotBlockOthers(t *testing.T) {
 // consuming the guest's buffers (Linux spins on hvc output otherwise).
 func TestConsoleNeverHeld(t *testing.T) {
 	r := newRig(t, 2, PortConfig{Nr: -1, Console: true, Name: "con"})
-	host := r.be["con"].connect(t)
-	defer unix.Close(host)
-	r.handshake(0)
-	r.open(0)
+	r.openPort(t, "con", 0, unix.SOCK_STREAM) // a host that never reads
 	data := pattern(0, 4<<20)
 	for off := 0; off < len(data); {
 		off += r.write(0, data[off:])
@@ -410,10 +388,7 @@ func TestGuestLogRateLimited(t *testing.T) {
 // host's data waits for the next driver.
 func TestReset(t *testing.T) {
 	r := newRig(t, 2, PortConfig{Nr: -1, Name: "p"})
-	host := r.be["p"].connect(t)
-	defer unix.Close(host)
-	r.handshake(1)
-	r.open(1)
+	host := r.openPort(t, "p", 1, unix.SOCK_STREAM)
 	r.dev.Reset()
 	unix.Write(host, []byte("after reset"))
 	time.Sleep(20 * time.Millisecond)

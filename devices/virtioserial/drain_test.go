@@ -8,24 +8,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// put queues data in TX buffers and publishes them without a kick: what
-// a driver leaves in the avail ring while the device suppresses
-// notifications, or what a kick the event loop has not seen yet looks
-// like from the device. It returns how much fit.
-func (m *mockDriver) put(id uint32, data []byte) int {
-	qi := rxQueueIndex(id) + 1
-	m.reap(qi)
-	n := 0
-	for n < len(data) {
-		k := min(len(data)-n, txBufSize)
-		if !m.add(qi, data[n:n+k], 0) {
-			break
-		}
-		n += k
-	}
-	return n
-}
-
 // drainRig is a device with a console (port 0) and a serial port (1),
 // both connected and open, the way Linux leaves them.
 func drainRig(t *testing.T) (r *rig, hosts map[uint32]int) {

@@ -1,7 +1,6 @@
 package virtioserial
 
 import (
-	"encoding/binary"
 	"fmt"
 	"sync"
 	"testing"
@@ -11,44 +10,15 @@ import (
 
 	"vmm/chardev"
 	"vmm/devices/virtio"
+	"vmm/devices/virtio/virtiotest"
 	"vmm/soak"
 )
 
 // The mock driver plays Linux's virtio_console driver against the
-// device over guest memory in a []byte, the way QEMU's qtest and
-// rust-vmm's mock queues do: no vCPU, real queues, real eventfds, the
-// real event loop and real sockets on the host side.
-
-type fakeMem struct{ b []byte }
-
-func (m *fakeMem) Slice(addr, n uint64) ([]byte, error) {
-	if addr > uint64(len(m.b)) || n > uint64(len(m.b))-addr {
-		return nil, fmt.Errorf("[%#x,+%#x) outside %d bytes", addr, n, len(m.b))
-	}
-	return m.b[addr : addr+n : addr+n], nil
-}
-
-// fakeIRQ counts interrupts per queue and wakes waiters.
-type fakeIRQ struct {
-	mu     sync.Mutex
-	counts map[int]int
-	cond   *sync.Cond
-}
-
-func newFakeIRQ() *fakeIRQ {
-	f := &fakeIRQ{counts: map[int]int{}}
-	f.cond = sync.NewCond(&f.mu)
-	return f
-}
-
-func (f *fakeIRQ) Signal(q int) {
-	f.mu.Lock()
-	f.counts[q]++
-	f.cond.Broadcast()
-	f.mu.Unlock()
-}
-
-func (f *fakeIRQ) ConfigChanged() {}
+// device over guest memory in a []byte (virtiotest's driver side of each
+// queue), the way QEMU's qtest and rust-vmm's mock queues do: no vCPU,
+// real queues, real eventfds, the real event loop and real sockets on
+// the host side.
 
 const (
 	mockQueueSize = 64
@@ -57,82 +27,49 @@ const (
 	memSize       = 128 << 20
 )
 
-// mockQueue is the driver's view of one virtqueue: descriptor i always
-// points at buffer slot i, so buffers are reused without an allocator.
-type mockQueue struct {
-	desc, avail, used uint64
-	bufBase, bufSize  uint64
-	availIdx          uint16 // next avail index the driver writes
-	usedSeen          uint16 // used entries consumed
-	free              []uint16
-}
-
+// usedElem is one used entry with the buffer it names (aliasing guest
+// memory, cut to the length the device wrote).
 type usedElem struct {
 	id   uint16
 	len  uint32
-	data []byte // the buffer (aliasing guest memory)
+	data []byte
 }
 
 type mockDriver struct {
 	t      testing.TB
-	mem    *fakeMem
+	mem    virtiotest.Mem
 	dev    *Device
 	queues []*virtio.Queue
-	mq     []*mockQueue
+	mq     []*virtiotest.Queue
 	notify []virtio.Notifier
-	irq    *fakeIRQ
-	next   uint64 // bump allocator
+	irq    *virtiotest.IRQ
 	ctrl   []controlMsg
-}
-
-func (m *mockDriver) allocate(n, align uint64) uint64 {
-	m.next = (m.next + align - 1) &^ (align - 1)
-	a := m.next
-	m.next += n
-	if m.next > uint64(len(m.mem.b)) {
-		m.t.Fatalf("mock driver out of guest memory")
-	}
-	return a
 }
 
 // newMockDriver negotiates features, lays out every queue and
 // activates the device, as a driver's probe does.
 func newMockDriver(t testing.TB, dev *Device, features uint64) *mockDriver {
 	t.Helper()
-	m := &mockDriver{t: t, mem: &fakeMem{b: make([]byte, memSize)}, dev: dev, irq: newFakeIRQ(), next: 4096}
+	m := &mockDriver{t: t, mem: make(virtiotest.Mem, memSize), dev: dev, irq: virtiotest.NewIRQ()}
+	alloc := virtiotest.NewAllocator(m.mem)
 	for i, max := range dev.QueueSizes() {
-		n := min(uint16(mockQueueSize), max)
-		cfg := virtio.NewQueueConfig(i, max)
-		mq := &mockQueue{
-			desc:  m.allocate(16*uint64(n), 16),
-			avail: m.allocate(6+2*uint64(n), 4),
-			used:  m.allocate(6+8*uint64(n), 4),
-		}
-		mq.bufSize = rxBufSize
+		slot := uint64(rxBufSize)
 		if i%2 == 1 { // tx and control tx
-			mq.bufSize = txBufSize
+			slot = txBufSize
 		}
-		mq.bufBase = m.allocate(uint64(n)*mq.bufSize, 4096)
-		for d := uint16(0); d < n; d++ {
-			mq.free = append(mq.free, d)
+		mq, err := alloc.Queue(min(uint16(mockQueueSize), max), slot)
+		if err != nil {
+			t.Fatal(err)
 		}
-		cfg.SetSize(n)
-		cfg.SetDescAddr(mq.desc)
-		cfg.SetAvailAddr(mq.avail)
-		cfg.SetUsedAddr(mq.used)
-		cfg.SetReady(true)
+		cfg := virtio.NewQueueConfig(i, max)
+		mq.Program(cfg)
 		q, err := cfg.Activate(m.mem, features|virtio.FeatureVersion1)
 		if err != nil {
 			t.Fatal(err)
 		}
-		fd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { unix.Close(fd) })
 		m.queues = append(m.queues, q)
 		m.mq = append(m.mq, mq)
-		m.notify = append(m.notify, virtio.Notifier{FD: fd})
+		m.notify = append(m.notify, virtio.Notifier{FD: virtiotest.EventFD(t)})
 	}
 	err := dev.Activate(virtio.ActivateContext{Mem: m.mem, Features: features | virtio.FeatureVersion1,
 		Queues: m.queues, Notifiers: m.notify, Interrupt: m.irq})
@@ -143,62 +80,26 @@ func newMockDriver(t testing.TB, dev *Device, features uint64) *mockDriver {
 }
 
 // add posts one buffer: readable data, or a writable buffer of size n.
+// It reports false while every descriptor is in flight.
 func (m *mockDriver) add(qi int, data []byte, writable int) bool {
-	mq := m.mq[qi]
-	if len(mq.free) == 0 {
-		return false
-	}
-	d := mq.free[0]
-	mq.free = mq.free[1:]
-	addr := mq.bufBase + uint64(d)*mq.bufSize
-	var flags uint16
-	length := uint32(len(data))
+	b := virtiotest.Bytes(data)
 	if data == nil {
-		flags, length = 2, uint32(writable) // VIRTQ_DESC_F_WRITE
-	} else {
-		buf, _ := m.mem.Slice(addr, uint64(len(data)))
-		copy(buf, data)
+		b = virtiotest.W(uint32(writable))
 	}
-	desc, _ := m.mem.Slice(mq.desc+16*uint64(d), 16)
-	binary.LittleEndian.PutUint64(desc[0:], addr)
-	binary.LittleEndian.PutUint32(desc[8:], length)
-	binary.LittleEndian.PutUint16(desc[12:], flags)
-	binary.LittleEndian.PutUint16(desc[14:], 0)
-	size := uint16(len(m.mqFreeCap(qi)))
-	avail, _ := m.mem.Slice(mq.avail, 6+2*uint64(size))
-	binary.LittleEndian.PutUint16(avail[4+2*int(mq.availIdx%size):], d)
-	mq.availIdx++
-	virtio.Store16(avail, 2, mq.availIdx) // publish after the entry
-	return true
+	_, ok := m.mq[qi].TryAdd(b)
+	return ok
 }
 
-// mqFreeCap returns a slice as long as the queue size (for modulo).
-func (m *mockDriver) mqFreeCap(qi int) []struct{} {
-	return make([]struct{}, m.queues[qi].Size())
-}
-
-func (m *mockDriver) kick(qi int) {
-	var one [8]byte
-	binary.LittleEndian.PutUint64(one[:], 1)
-	unix.Write(m.notify[qi].FD, one[:])
-}
+func (m *mockDriver) kick(qi int) { virtiotest.Kick(m.notify[qi].FD) }
 
 // reap returns the used entries since the last call, recycling their
 // descriptors.
 func (m *mockDriver) reap(qi int) []usedElem {
 	mq := m.mq[qi]
-	size := m.queues[qi].Size()
-	used, _ := m.mem.Slice(mq.used, 6+8*uint64(size))
-	idx := virtio.Load16(used, 2)
 	var out []usedElem
-	for mq.usedSeen != idx {
-		e := used[4+8*int(mq.usedSeen%size):]
-		id := uint16(binary.LittleEndian.Uint32(e[0:]))
-		n := binary.LittleEndian.Uint32(e[4:])
-		buf, _ := m.mem.Slice(mq.bufBase+uint64(id)*mq.bufSize, uint64(min(n, uint32(mq.bufSize))))
-		out = append(out, usedElem{id: id, len: n, data: buf})
-		mq.free = append(mq.free, id)
-		mq.usedSeen++
+	for _, u := range mq.TakeUsed() {
+		buf := mq.Buffer(uint16(u.ID))
+		out = append(out, usedElem{id: uint16(u.ID), len: u.Len, data: buf[:min(int(u.Len), len(buf))]})
 	}
 	return out
 }
@@ -296,9 +197,11 @@ func (m *mockDriver) fillRX(id uint32) {
 func (m *mockDriver) open(id uint32)  { m.send(id, eventPortOpen, 1) }
 func (m *mockDriver) close(id uint32) { m.send(id, eventPortOpen, 0) }
 
-// write queues data in TX buffers of up to 32 KiB; it returns how much
-// fit in the free TX descriptors (the rest would block in Linux).
-func (m *mockDriver) write(id uint32, data []byte) int {
+// put queues data in TX buffers and publishes them without a kick: what
+// a driver leaves in the avail ring while the device suppresses
+// notifications, or what a kick the event loop has not seen yet looks
+// like from the device. It returns how much fit.
+func (m *mockDriver) put(id uint32, data []byte) int {
 	qi := rxQueueIndex(id) + 1
 	m.reap(qi)
 	n := 0
@@ -309,7 +212,14 @@ func (m *mockDriver) write(id uint32, data []byte) int {
 		}
 		n += k
 	}
-	m.kick(qi)
+	return n
+}
+
+// write is put and a kick; what did not fit in the free TX descriptors
+// would block in Linux.
+func (m *mockDriver) write(id uint32, data []byte) int {
+	n := m.put(id, data)
+	m.kick(rxQueueIndex(id) + 1)
 	return n
 }
 
@@ -348,10 +258,13 @@ func (b *pairBackend) Start(_ *chardev.Loop, sink chardev.Sink) error {
 	return nil
 }
 
-// connect makes a new connection and returns the host peer's fd.
-func (b *pairBackend) connect(t testing.TB) int {
+// connect makes a new stream connection and returns the host peer's fd.
+func (b *pairBackend) connect(t testing.TB) int { return b.connectType(t, unix.SOCK_STREAM) }
+
+// connectType connects over a socketpair of type typ.
+func (b *pairBackend) connectType(t testing.TB, typ int) int {
 	t.Helper()
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	fds, err := unix.Socketpair(unix.AF_UNIX, typ|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -416,6 +329,20 @@ func newRig(t testing.TB, maxPorts int, ports ...PortConfig) *rig {
 	return r
 }
 
+// openPort connects name's backend over a socketpair of type typ (the
+// host's end is closed when the test ends), runs the handshake for port
+// id and opens it in the guest; it returns once the device has seen the
+// open, with the host's fd.
+func (r *rig) openPort(t testing.TB, name string, id uint32, typ int) int {
+	t.Helper()
+	host := r.be[name].connectType(t, typ)
+	t.Cleanup(func() { unix.Close(host) })
+	r.handshake(id)
+	r.open(id)
+	r.waitFor("port open", func() bool { return r.stats(id).GuestOpen })
+	return host
+}
+
 // stats returns one port's snapshot.
 func (r *rig) stats(id uint32) PortStats {
 	for _, s := range r.dev.Stats() {
@@ -425,6 +352,27 @@ func (r *rig) stats(id uint32) PortStats {
 	}
 	r.t.Fatalf("no port %d", id)
 	return PortStats{}
+}
+
+// pump writes want from written on to port id while reading host, until
+// the host has had want from offset from on or 20 s passed, and returns
+// what the host read.
+func (r *rig) pump(id uint32, host int, want []byte, written, from int) []byte {
+	var got []byte
+	buf := make([]byte, 256<<10)
+	deadline := time.Now().Add(20 * time.Second)
+	for from+len(got) < len(want) && time.Now().Before(deadline) {
+		if written < len(want) {
+			written += r.write(id, want[written:])
+		}
+		n, _ := unix.Read(host, buf)
+		if n > 0 {
+			got = append(got, buf[:n]...)
+		} else {
+			time.Sleep(100 * time.Microsecond)
+		}
+	}
+	return got
 }
 
 // pattern is soak's checkable stream, the one the end-to-end tests use.

@@ -3,7 +3,6 @@ package virtioserial
 import (
 	"bytes"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -19,10 +18,7 @@ import (
 // (PORT_OPEN 0 at the restore, 1 when the peer comes).
 func TestSnapshotHeldData(t *testing.T) {
 	r := newRig(t, 2, PortConfig{Nr: -1, Name: "p"})
-	host := r.be["p"].connect(t)
-	defer unix.Close(host)
-	r.handshake(1)
-	r.open(1)
+	host := r.openPort(t, "p", 1, unix.SOCK_STREAM)
 	const total = 2 << 20
 	want := pattern(0, total)
 	written := r.write(1, want)
@@ -65,20 +61,7 @@ func TestSnapshotHeldData(t *testing.T) {
 	host2 := be.connect(t)
 	defer unix.Close(host2)
 	r.expectControl(controlMsg{id: 1, event: eventPortOpen, value: 1})
-	var got []byte
-	buf := make([]byte, 256<<10)
-	deadline := time.Now().Add(20 * time.Second)
-	for len(old)+len(got) < total && time.Now().Before(deadline) {
-		if written < total {
-			written += r.write(1, want[written:])
-		}
-		n, _ := unix.Read(host2, buf)
-		if n > 0 {
-			got = append(got, buf[:n]...)
-		} else {
-			time.Sleep(100 * time.Microsecond)
-		}
-	}
+	got := r.pump(1, host2, want, written, len(old))
 	if !bytes.Equal(got, want[len(old):]) {
 		t.Errorf("new peer got %d bytes (equal prefix %d); want the %d bytes from offset %d on",
 			len(got), commonPrefix(got, want[len(old):]), total-len(old), len(old))

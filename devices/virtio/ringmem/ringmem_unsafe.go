@@ -1,4 +1,8 @@
-package virtio
+// Package ringmem accesses the u16 and u32 fields of virtqueue rings in
+// guest memory atomically. It is a leaf so that both the virtio core and
+// the fake driver in virtiotest (which virtio's own tests import) use the
+// same accessors.
+package ringmem
 
 import (
 	"encoding/binary"
@@ -22,8 +26,8 @@ import (
 // fenceWord is the target of the read-modify-write used as a full fence.
 var fenceWord atomic.Uint32
 
-// fence is a full (store-load) barrier: LOCK XADD on amd64.
-func fence() { fenceWord.Add(0) }
+// Fence is a full (store-load) barrier: LOCK XADD on amd64.
+func Fence() { fenceWord.Add(0) }
 
 // word32 returns the aligned 4-byte word that contains the u16 at
 // b[off:off+2] and the bit shift of that u16 in it, or nil if the host
@@ -39,12 +43,11 @@ func word32(b []byte, off int) (*uint32, uint) {
 }
 
 // Load16 is an acquire load of the little-endian u16 at b[off:], for
-// ring fields written concurrently by the other side (drivers in tests
-// use it too).
+// ring fields written concurrently by the other side.
 func Load16(b []byte, off int) uint16 {
 	w, shift := word32(b, off)
 	if w == nil {
-		fence()
+		Fence()
 		return binary.LittleEndian.Uint16(b[off:])
 	}
 	return uint16(atomic.LoadUint32(w) >> shift)
@@ -56,9 +59,9 @@ func Load16(b []byte, off int) uint16 {
 func Store16(b []byte, off int, v uint16) {
 	w, shift := word32(b, off)
 	if w == nil {
-		fence()
+		Fence()
 		binary.LittleEndian.PutUint16(b[off:], v)
-		fence()
+		Fence()
 		return
 	}
 	for {
@@ -70,10 +73,10 @@ func Store16(b []byte, off int, v uint16) {
 	}
 }
 
-// store32 is a release store (and, on amd64, a full fence: XCHG) of the
+// Store32 is a release store (and, on amd64, a full fence: XCHG) of the
 // little-endian u32 at b[off:]. Without 4-byte host alignment it falls
 // back to two 16-bit stores, low half (flags) first.
-func store32(b []byte, off int, v uint32) {
+func Store32(b []byte, off int, v uint32) {
 	_ = b[off : off+4]
 	if p := unsafe.Pointer(&b[off]); uintptr(p)%4 == 0 {
 		atomic.StoreUint32((*uint32)(p), v)
