@@ -430,3 +430,44 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 	}
 }
+
+// TestLoopDo: Do runs f on the loop goroutine and waits for it; from the
+// loop itself it runs f at once (no deadlock); once the loop has stopped
+// it reports false and f never runs, also for a Do already waiting.
+func TestLoopDo(t *testing.T) {
+	l, err := NewLoop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Waiting before Run starts: Close ends the wait.
+	early := make(chan bool)
+	ran := false
+	go func() { early <- l.Do(func() { ran = true }) }()
+	time.Sleep(10 * time.Millisecond)
+	l.Close()
+	if ok := <-early; ok || ran {
+		t.Errorf("Do waiting on a loop closed before Run = %v, ran %v; want false, not run", ok, ran)
+	}
+
+	l, err = NewLoop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	runDone := make(chan error)
+	go func() { runDone <- l.Run() }()
+	var onLoop, nested bool
+	if ok := l.Do(func() {
+		onLoop = l.OnLoop()
+		l.Do(func() { nested = l.OnLoop() })
+	}); !ok || !onLoop || !nested {
+		t.Errorf("Do = %v, on the loop %v, nested Do on the loop %v; want all true", ok, onLoop, nested)
+	}
+	if l.OnLoop() {
+		t.Errorf("OnLoop() on the test goroutine = true")
+	}
+	l.Close()
+	<-runDone
+	if ok := l.Do(func() { t.Errorf("f ran after Close") }); ok {
+		t.Errorf("Do after Close = true; want false")
+	}
+}

@@ -15,8 +15,9 @@
 // Sink callback; a backend reports to its sink only from there (or during
 // Start, before the loop runs its fds). Work that starts elsewhere — a
 // socket's reconnect timer, the pty's attach watcher — is handed over
-// with Loop.Post. Loop registrations are Watches, keyed by registration,
-// never by fd number.
+// with Loop.Post, or Loop.Do where the caller must wait for it (a vCPU
+// thread resetting a device, a control request). Loop registrations are
+// Watches, keyed by registration, never by fd number.
 //
 // Lock order (outer first): a backend's mu, then Loop.mu.
 // Loop.mu is a leaf: handlers and posted functions run without it. A
@@ -25,9 +26,13 @@
 package chardev
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"runtime"
+	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -54,6 +59,11 @@ type Loop struct {
 	nextID  uint64   // guarded by mu
 	posted  []func() // guarded by mu; run by Run in order
 	closed  bool     // guarded by mu
+	running bool     // guarded by mu: Run has started
+
+	owner    atomic.Int64  // the goroutine running Run (0: none)
+	stopped  chan struct{} // closed once no posted function can run any more
+	stopOnce sync.Once
 }
 
 // Watch is one registration of an fd with a Loop.
@@ -75,7 +85,7 @@ func NewLoop() (*Loop, error) {
 		unix.Close(epfd)
 		return nil, fmt.Errorf("eventfd: %w", err)
 	}
-	l := &Loop{epfd: epfd, wakeFD: wake, watches: map[uint64]*Watch{}, nextID: 1}
+	l := &Loop{epfd: epfd, wakeFD: wake, watches: map[uint64]*Watch{}, nextID: 1, stopped: make(chan struct{})}
 	ev := epollEvent(unix.EPOLLIN, 0) // id 0 is the wake eventfd
 	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wake, &ev); err != nil {
 		l.closeFDs()
@@ -173,6 +183,60 @@ func (l *Loop) Post(f func()) bool {
 	return true
 }
 
+// Do runs f on the loop goroutine and returns once it has run: the
+// synchronous Post, for vCPU threads and control requests that change
+// state the loop owns. Called on the loop goroutine (from a handler or a
+// posted function) it runs f at once instead of deadlocking. It reports
+// false, with f not run, if the loop has stopped or stops before f's
+// turn; the caller then knows no loop goroutine will run again. The
+// caller must not hold a lock the loop's handlers take. Before Run
+// starts, Do waits for it.
+func (l *Loop) Do(f func()) bool {
+	if l.OnLoop() {
+		f()
+		return true
+	}
+	done := make(chan struct{})
+	if !l.Post(func() { f(); close(done) }) {
+		return false
+	}
+	select {
+	case <-done:
+		return true
+	case <-l.stopped:
+		// Run returns between functions: f ran whole or not at all.
+		select {
+		case <-done:
+			return true
+		default:
+			return false
+		}
+	}
+}
+
+// OnLoop reports whether the caller is the loop goroutine.
+func (l *Loop) OnLoop() bool {
+	id := l.owner.Load()
+	return id != 0 && id == goid()
+}
+
+// goid is the calling goroutine's id, from the first line of its stack
+// ("goroutine 18 [running]:"). Go has no cheaper public way; Do needs it
+// only off the data paths.
+func goid() int64 {
+	var buf [64]byte
+	b := buf[:runtime.Stack(buf[:], false)]
+	b = bytes.TrimPrefix(b, []byte("goroutine "))
+	if i := bytes.IndexByte(b, ' '); i > 0 {
+		b = b[:i]
+	}
+	id, _ := strconv.ParseInt(string(b), 10, 64)
+	return id
+}
+
+// stop marks the loop as never running a posted function again.
+func (l *Loop) stop() { l.stopOnce.Do(func() { close(l.stopped) }) }
+
 func (l *Loop) wake() {
 	var one = [8]byte{1}
 	unix.Write(l.wakeFD, one[:])
@@ -180,6 +244,12 @@ func (l *Loop) wake() {
 
 // Run dispatches events and posted functions until Close is called.
 func (l *Loop) Run() error {
+	l.mu.Lock()
+	l.running = true
+	l.mu.Unlock()
+	l.owner.Store(goid())
+	defer l.stop()
+	defer l.owner.Store(0)
 	events := make([]unix.EpollEvent, 64)
 	for {
 		n, err := unix.EpollWait(l.epfd, events, -1)
@@ -218,13 +288,18 @@ func (l *Loop) Run() error {
 }
 
 // Close makes Run return after the handler that is running, if any;
-// functions posted and not yet run are dropped.
+// functions posted and not yet run are dropped (a Do waiting for one
+// returns false).
 func (l *Loop) Close() {
 	l.mu.Lock()
 	l.closed = true
 	l.posted = nil
+	running := l.running
 	l.mu.Unlock()
 	l.wake()
+	if !running {
+		l.stop() // no Run to return: nothing posted will run
+	}
 }
 
 func (l *Loop) closeFDs() {

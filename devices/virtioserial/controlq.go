@@ -163,7 +163,7 @@ func (d *Device) handleControl(m controlMsg) {
 // the port held is dropped (the one case, with reset, where data goes).
 func (d *Device) RemovePort(id uint32) bool {
 	var p *Port
-	d.locked(func() {
+	d.do(func() {
 		if p = d.ports[id]; p == nil {
 			return
 		}

@@ -11,28 +11,49 @@
 // decides only how the Conn answers (would block, peer gone, input
 // ended), never which path the port takes.
 //
-// Threads: queue notifications, backend readiness and backend connection
-// events (including a socket's reconnect timer and the pty watcher,
-// which post to the loop) arrive on the chardev event loop goroutine;
-// config accesses, Activate and Reset come from vCPU threads, and Drain
-// from the VM's owner after the vCPUs stopped. One mutex, Device.mu,
-// guards all device and port state (Port's fields after backend).
-// Interrupts are raised after mu is released, so the transport may take
-// its own locks.
+// Threads: the chardev event loop goroutine owns device and port state.
+// Queue notifications, backend readiness and connection events arrive
+// there (a socket's reconnect timer and the pty watcher post to it);
+// everything else is carried in with Loop.Do and waited for: Activate,
+// Reset and emergency writes from vCPU threads, hotplug from QMP, a
+// backend's Connected/Disconnected called from another goroutine (Start,
+// a test), snapshot save/restore and Drain from the VM's owner (Device.do;
+// Thaw posts without waiting). Called on the loop, Do runs at once; once
+// the loop has stopped no goroutine owns the state and do runs the change
+// on the caller under mu, while SaveState/RestoreState refuse.
+//
+// Device.mu stays, for readers: the loop holds it while it changes state
+// so that Stats (QMP, soak) can take a consistent snapshot from any
+// goroutine; the fields after mu in Device and after backend in Port are
+// guarded by mu and written only on the loop. ReadConfig reads only
+// max_nr_ports, fixed at New, and takes no lock. Interrupts are raised
+// after mu is released.
 //
 // Lock order (outer first):
 //
-//	virtio transport mu (MMIO.mu / PCI.mu, held across Activate and Reset)
-//	  → Device.mu
+//	virtio transport mu (MMIO.mu / PCI.mu, held across Activate and Reset;
+//	pci.ConfigIO.mu too for a PCI_CFG window access) → waits for the loop
+//	  loop goroutine: Device.mu
 //	    → a chardev backend's mu (Drop; Ringbuf writes)
 //	      → chardev.Loop.mu (Loop.Add, Watch.Modify, Watch.Remove)
+//	  then, mu released: Interrupt.Signal / ConfigChanged
+//
+// Why waiting for the loop with the transport's mu held cannot deadlock:
+// the loop never takes a transport's mu or pci.ConfigIO.mu. What it does
+// take is Device.mu and backend mus (never held by a goroutine that
+// waits in do), Loop.mu (a leaf) and, through Interrupt.Signal and
+// ConfigChanged: nothing on virtio-mmio (atomics and an eventfd write);
+// on virtio-pci pci.MSIX.mu (→ GSIRouter.mu → KVM routing ioctl, irqfd
+// write), pciInterrupt.mu → pci.ConfigSpace.mu and the INTx callback (a
+// KVM IRQ line ioctl). No transport path holds one of those while it
+// calls into the device: setStatus runs under the transport's mu alone
+// and resets the interrupt state after Device.Reset returned; MSI-X table
+// and config space writes never call the device. do must not be called
+// with Device.mu held, nor from OnGuestOpen.
 //
 // The rings (virtio.Queue) have no lock: Activate hands them to the
-// device, and Device.mu orders every use until Reset gives them back.
-//
-// Nothing is called with Device.mu held that takes a transport's mu:
-// Interrupt.Signal runs after it is released. Backends call the Port's
-// Sink methods (which take Device.mu) with their own mu released.
+// device, the loop uses them until Reset (run on the loop) gives them
+// back.
 package virtioserial
 
 import (
@@ -107,7 +128,7 @@ type Device struct {
 	drainWake   chan struct{} // a port became writable (drain.go)
 
 	mu sync.Mutex
-	// The fields below are guarded by mu.
+	// The fields below are guarded by mu and written on the loop only.
 	ports       map[uint32]*Port
 	active      bool
 	multiport   bool
@@ -121,6 +142,8 @@ type Device struct {
 	driverReady bool              // the guest sent DEVICE_READY: ports added now get PORT_ADD
 	frozen      bool              // a snapshot is being taken: no queue is used (state.go)
 	guestLog    *guestlog.Limiter // rate-limited, counted guest-triggered warnings
+
+	onChange func() // tests: called as each state change starts, mu held
 }
 
 // New validates the configuration and builds the device. Backends are
@@ -269,12 +292,13 @@ func (d *Device) WriteConfig(offset uint64, data []byte) {
 	if offset != configEmergWr || len(data) == 0 {
 		return
 	}
-	d.locked(func() {
+	b := data[0]
+	d.do(func() {
 		p := d.ports[0]
 		if p == nil {
 			return
 		}
-		p.emergencyWrite(data[0])
+		p.emergencyWrite(b)
 	})
 }
 
@@ -284,7 +308,7 @@ func (d *Device) Activate(ctx virtio.ActivateContext) error {
 		return fmt.Errorf("virtio-serial: activated with %d queues, want %d", len(ctx.Queues), len(d.QueueSizes()))
 	}
 	var err error
-	d.locked(func() {
+	d.do(func() {
 		d.queues, d.notifiers, d.intr = ctx.Queues, ctx.Notifiers, ctx.Interrupt
 		d.multiport = ctx.Features&FeatureMultiport != 0
 		for i, n := range ctx.Notifiers {
@@ -317,7 +341,7 @@ func (d *Device) Activate(ctx virtio.ActivateContext) error {
 // way to a power-off, and a kick its ioeventfd absorbed may not have
 // reached the event loop yet.
 func (d *Device) Reset() {
-	d.locked(func() {
+	d.do(func() {
 		if d.active {
 			for _, p := range d.sortedPortsLocked() {
 				if p.ready {
@@ -347,9 +371,23 @@ func (d *Device) deactivate() {
 	d.queues, d.notifiers, d.intr = nil, nil, nil
 }
 
+// do runs f on the event loop, the owner of device and port state, with
+// mu held, and returns once it ran. Without a loop (a device never
+// started) or once the loop has stopped, no goroutine owns the state any
+// more and f runs here, under mu.
+func (d *Device) do(f func()) {
+	if d.loop == nil || !d.loop.Do(func() { d.locked(f) }) {
+		d.locked(f)
+	}
+}
+
 // locked runs f with mu held, then raises the interrupts f asked for.
+// Only the event loop (and do's fallback) calls it.
 func (d *Device) locked(f func()) {
 	d.mu.Lock()
+	if d.onChange != nil {
+		d.onChange()
+	}
 	f()
 	intr := d.intr
 	var qs []int

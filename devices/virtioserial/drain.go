@@ -20,7 +20,7 @@ func (d *Device) Drain(deadline time.Time) (left uint64) {
 	defer timer.Stop()
 	for {
 		waiting := false
-		d.locked(func() {
+		d.do(func() {
 			left = 0
 			if !d.active {
 				return
@@ -40,7 +40,7 @@ func (d *Device) Drain(deadline time.Time) (left uint64) {
 		case <-timer.C:
 		}
 	}
-	d.locked(func() {
+	d.do(func() {
 		// What is left is dropped (and counted), as on a reset.
 		d.deactivate()
 		for q := range d.signal {

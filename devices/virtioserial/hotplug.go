@@ -18,7 +18,7 @@ import (
 func (d *Device) AddPort(pc PortConfig) (*Port, error) {
 	var p *Port
 	var err error
-	d.locked(func() {
+	d.do(func() {
 		var nr int
 		if nr, err = d.checkNewPort(pc); err != nil {
 			return
@@ -72,7 +72,7 @@ func (d *Device) checkNewPort(pc PortConfig) (int, error) {
 func (d *Device) UnplugPort(nr uint32) (PortStats, bool) {
 	var st PortStats
 	var ok bool
-	d.locked(func() {
+	d.do(func() {
 		p := d.ports[nr]
 		if p == nil {
 			return

@@ -14,7 +14,7 @@ import (
 )
 
 // Port is one guest port coupled to one host backend. The fields after
-// backend are guarded by the device's mu.
+// backend are guarded by the device's mu and written on the event loop only.
 type Port struct {
 	d       *Device
 	id      uint32
@@ -78,7 +78,7 @@ func newPort(d *Device, id uint32, pc PortConfig) *Port {
 // Connected implements chardev.Sink: a host peer arrived. Held guest
 // data goes to it first.
 func (p *Port) Connected(c chardev.Conn) {
-	p.d.locked(func() {
+	p.d.do(func() {
 		if p.removed {
 			p.backend.Drop(c)
 			return
@@ -99,7 +99,7 @@ func (p *Port) Connected(c chardev.Conn) {
 }
 
 // Disconnected implements chardev.Sink.
-func (p *Port) Disconnected() { p.d.locked(p.disconnect) }
+func (p *Port) Disconnected() { p.d.do(p.disconnect) }
 
 // watch registers the connection's readiness for its lifetime: one
 // registration per connection, so a reconnect can never inherit a

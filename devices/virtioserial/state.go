@@ -33,22 +33,16 @@ const (
 
 var errLoopEnded = errors.New("virtio-serial: the event loop has ended")
 
-// onLoop runs f on the event loop with mu held and waits for it.
+// onLoop runs f on the event loop with mu held and waits for it; unlike
+// do it refuses once the loop has ended: a snapshot needs the owner.
 func (d *Device) onLoop(f func()) error {
 	if d.loop == nil {
-		d.mu.Lock()
-		f()
-		d.mu.Unlock()
+		d.locked(f)
 		return nil
 	}
-	done := make(chan struct{})
-	if !d.loop.Post(func() {
-		defer close(done)
-		d.locked(f)
-	}) {
+	if !d.loop.Do(func() { d.locked(f) }) {
 		return errLoopEnded
 	}
-	<-done
 	return nil
 }
 
