@@ -95,11 +95,15 @@ RACE_PKGS := ./devices/... ./chardev/ ./machine/ ./soak/ ./cmd/... ./qmp/ ./snap
 race:
 	CGO_ENABLED=1 $(GO) test -race -count=1 $(RACE_PKGS)
 
+# The end-to-end package runs with -v: each test's time and log are in
+# the output, passed or not.
 test: deps kernels stock-initrds stock-rootfs nested guest-linux vet vmm guest
 	$(MAKE) race
 	VMM_DEBIAN_KERNEL_DIR=$(CURDIR)/$(DEBIAN) VMM_GUEST=$(CURDIR)/$(GUEST) VMM_BIN=$(CURDIR)/$(VMM) \
 	VMM_LINUX_DIR=$(CURDIR)/$(LINUX) \
-		$(GO) test -count=1 -timeout 60m ./...
+		sh -c 'status=0; \
+		$(GO) test -count=1 -timeout 60m $$($(GO) list ./... | grep -v "^vmm/tests$$") || status=1; \
+		$(GO) test -count=1 -timeout 60m -v ./tests/ || status=1; exit $$status'
 
 # test-stock runs only the stock-kernel tests (part of make test), in
 # the nested rig on hosts whose KVM emulates guest kernel mode.

@@ -25,6 +25,28 @@ func dial(t *testing.T, path string) net.Conn {
 	return c
 }
 
+// dialVM connects to path, a socket the VM process p makes, waiting up
+// to d: a VMM started under TCG (QEMU in the nested rig) can take tens
+// of seconds to bind, and one that exited never will.
+func dialVM(t *testing.T, p *vmProc, path string, d time.Duration) net.Conn {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		c, err := net.Dial("unix", path)
+		if err == nil {
+			return c
+		}
+		select {
+		case <-p.done:
+			t.Fatalf("connect %s: the VM exited (%v)\n%s", path, p.err, &p.con)
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("connect %s within %v: %v", path, d, err)
+		}
+	}
+}
+
 // dialNoFatal is dial for goroutines (which must not call t.Fatal).
 func dialNoFatal(path string) (net.Conn, error) {
 	deadline := time.Now().Add(30 * time.Second)

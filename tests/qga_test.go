@@ -82,7 +82,7 @@ func guestAgentSession(t *testing.T, vm *exec.Cmd, sock string, g shellGuest) {
 	p := startVM(t, vm)
 	con := &p.con
 	start := time.Now()
-	c := dial(t, sock)
+	c := dialVM(t, p, sock, g.step())
 	defer c.Close()
 	qga := newAgent(c)
 

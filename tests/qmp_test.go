@@ -3,6 +3,7 @@ package tests
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -74,7 +76,18 @@ type qmpClient struct {
 
 func connectQMP(t *testing.T, sock string) *qmpClient {
 	t.Helper()
-	mon, err := qmp.NewSocketMonitor("unix", sock, 10*time.Second)
+	// The socket file appears at bind, a moment before listen: a connect
+	// in between is refused, as with QEMU, so a client tries again.
+	var (
+		mon *qmp.SocketMonitor
+		err error
+	)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		mon, err = qmp.NewSocketMonitor("unix", sock, 10*time.Second)
+		if err == nil || !errors.Is(err, syscall.ECONNREFUSED) || time.Now().After(deadline) {
+			break
+		}
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package tests
 
 import (
 	"context"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,7 +18,8 @@ import (
 // KVM runs guest kernel mode natively, and inside the nested rig, they
 // run in this process. Where it emulates guest kernel mode (our PVM
 // hosts), runsHere runs the same test of this same binary in the nested
-// rig (package tests/nested), makes the rig's verdict this test's, and
+// rig (package tests/nested; all selected rig tests share one outer
+// machine, rig_batch_test.go), makes the rig's verdict this test's, and
 // returns false. A test that skipped in the rig fails here: it did not
 // run anywhere.
 
@@ -43,50 +43,13 @@ func runsHere(t *testing.T) bool {
 		return true
 	}
 	t.Logf("this host's KVM emulates guest CPL0 (a CPL0 loop runs %.0f× slower than at CPL3): running %s in the nested rig", ratio, t.Name())
-	rigOnce.Do(func() { rig, rigErr = nested.Prepare(filepath.Join(repoRoot(), "build")) })
-	if rigErr != nil {
-		t.Fatalf("nested rig: %v", rigErr)
-	}
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	vmm := vmmBinary(t)
-	env := []string{"VMM_BIN=" + vmm}
-	for _, e := range os.Environ() {
-		if (strings.HasPrefix(e, "VMM_") && !strings.HasPrefix(e, "VMM_BIN=")) || strings.HasPrefix(e, "CI=") {
-			env = append(env, e)
-		}
-	}
-	var (
-		out    string
-		status int
-	)
-	// An outer machine that panicked, hung, went silent or outlived the
-	// test's own -test.timeout (TCG bugs, see nested.Retryable) says
-	// nothing about the test: it gets one more try.
-	for try := 1; ; try++ {
-		var console syncBuffer
-		start := time.Now()
-		status, err = rig.Run(context.Background(), nested.Command{
-			Args: []string{self, "-test.run", "^" + t.Name() + "$", "-test.v", "-test.count=1", "-test.timeout=11m"},
-			Env:  env, Dir: filepath.Join(repoRoot(), "tests"),
-			Timeout: 12 * time.Minute, Console: &console,
-		})
-		out = console.String()
-		t.Logf("nested rig, try %d (%v):\n%s", try, time.Since(start).Round(time.Second), out)
-		if !nested.Retryable(err) || try == 2 {
-			break
-		}
-		t.Logf("the outer machine failed on its own (%v): running %s again", errors.Unwrap(err), t.Name())
-	}
-	switch {
-	case err != nil:
-		t.Fatalf("nested rig: %v", err)
-	case strings.Contains(out, "--- SKIP: "+t.Name()):
+	v := inRig(t)
+	t.Logf("in the nested rig:\n%s", v.log)
+	switch v.verdict {
+	case "SKIP":
 		t.Fatalf("%s skipped in the nested rig: it ran nowhere", t.Name())
-	case status != 0 || !strings.Contains(out, "--- PASS: "+t.Name()):
-		t.Fatalf("%s failed in the nested rig (status %d)", t.Name(), status)
+	case "FAIL":
+		t.Fatalf("%s failed in the nested rig", t.Name())
 	}
 	return false
 }

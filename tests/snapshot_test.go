@@ -91,32 +91,11 @@ func testSnapshotContinuity(t *testing.T, transport string, more bool) {
 	guest := fmt.Sprintf("vs-irq on; vs-timeout 600; vs out:w:%d in:r:%d; exit 0", outSize, inSize)
 	a := startQMPVM(t, append([]string{"-kernel", guestELF(t), "-append", guest}, snapshotPorts(dirA)...)...)
 	qa := connectQMP(t, a.sock)
-	out := dial(t, filepath.Join(dirA, "out.sock"))
-	defer out.Close()
-	in := dial(t, filepath.Join(dirA, "in.sock"))
-	defer in.Close()
-	if err := receive(out, 0, firstRead); err != nil {
-		t.Fatal(err)
-	}
-	if err := send(in, 0, firstSent); err != nil {
-		t.Fatal(err)
-	}
 	// The guest consumes what was sent; "out" fills its socket and holds.
-	waitUntil(t, 30*time.Second, "the guest to take 1 MiB and hold output", func() bool {
-		var stats []struct {
-			Name      string `json:"name"`
-			BytesIn   int64  `json:"bytes-to-guest"`
-			BytesHeld int64  `json:"bytes-held"`
-		}
-		qa.must("__org.vmm_query-port-stats", nil, &stats)
-		ok := 0
-		for _, s := range stats {
-			if s.Name == "in" && s.BytesIn == firstSent || s.Name == "out" && s.BytesHeld > 0 {
-				ok++
-			}
-		}
-		return ok == 2
-	})
+	out, in := startExchange(t, qa, filepath.Join(dirA, "out.sock"), filepath.Join(dirA, "in.sock"),
+		firstRead, firstSent, "in", "out", 30*time.Second)
+	defer out.Close()
+	defer in.Close()
 	var mig map[string]any
 	qa.must("query-migrate", nil, &mig)
 	if len(mig) != 0 {
@@ -412,31 +391,10 @@ func TestSnapshotLinux(t *testing.T) {
 	a := startQMPVM(t, append([]string{"-kernel", vmlinux, "-initrd", initrd, "-append", linuxCmdline + " vmm.cmd=" + jobs},
 		ports(dirA, "socket,id=in,path="+inSock+",server=on,wait=off")...)...)
 	qa := connectQMP(t, a.sock)
-	out := dial(t, filepath.Join(dirA, "out.sock"))
+	out, in := startExchange(t, qa, filepath.Join(dirA, "out.sock"), inSock,
+		firstRead, firstSent, "org.vmm.in", "org.vmm.out", 60*time.Second)
 	defer out.Close()
-	in := dial(t, inSock)
 	defer in.Close()
-	if err := receive(out, 0, firstRead); err != nil {
-		t.Fatal(err)
-	}
-	if err := send(in, 0, firstSent); err != nil {
-		t.Fatal(err)
-	}
-	waitUntil(t, 60*time.Second, "Linux to take its input and hold output", func() bool {
-		var stats []struct {
-			Name      string `json:"name"`
-			BytesIn   int64  `json:"bytes-to-guest"`
-			BytesHeld int64  `json:"bytes-held"`
-		}
-		qa.must("__org.vmm_query-port-stats", nil, &stats)
-		ok := 0
-		for _, s := range stats {
-			if s.Name == "org.vmm.in" && s.BytesIn == firstSent || s.Name == "org.vmm.out" && s.BytesHeld > 0 {
-				ok++
-			}
-		}
-		return ok == 2
-	})
 	// The guest reads slowly here (its kernel code is emulated): give it
 	// time to take what it was given, so that after the restore its read
 	// job waits only for the last byte.
@@ -591,4 +549,36 @@ func TestSnapshotLinuxSMP(t *testing.T) {
 		t.Fatalf("restored SMP Linux: status %d\nstdout:\n%s\nstderr:\n%s", st, b.output(), b.errb.String())
 	}
 	t.Logf("restored -smp 2 Linux read its input %v after process start", b.first("vmm-init: vs org.vmm.in:r:4 done").Round(time.Millisecond))
+}
+
+// startExchange connects to a guest's output and input ports, reads
+// read bytes of the stream from the first and sends sent to the second,
+// and waits until the metrics show the guest took all of them on port
+// inName and holds output on outName (its host peer reads no more).
+func startExchange(t *testing.T, qa *qmpClient, outSock, inSock string, read, sent int64, inName, outName string, within time.Duration) (out, in net.Conn) {
+	t.Helper()
+	out = dial(t, outSock)
+	in = dial(t, inSock)
+	if err := receive(out, 0, read); err != nil {
+		t.Fatal(err)
+	}
+	if err := send(in, 0, sent); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, within, "the guest to take its input and hold output", func() bool {
+		var stats []struct {
+			Name      string `json:"name"`
+			BytesIn   int64  `json:"bytes-to-guest"`
+			BytesHeld int64  `json:"bytes-held"`
+		}
+		qa.must("__org.vmm_query-port-stats", nil, &stats)
+		ok := 0
+		for _, s := range stats {
+			if s.Name == inName && s.BytesIn == sent || s.Name == outName && s.BytesHeld > 0 {
+				ok++
+			}
+		}
+		return ok == 2
+	})
+	return out, in
 }

@@ -69,3 +69,21 @@ func TestSilenceWatch(t *testing.T) {
 		t.Fatalf("heartbeats reached the console: %q", out.String())
 	}
 }
+
+// TestCRLFAcrossWrites: L1's tty ends lines with CR LF, and QEMU's
+// writes may cut between them; the CR goes either way, and the
+// heartbeat behind it is still recognised.
+func TestCRLFAcrossWrites(t *testing.T) {
+	var out bytes.Buffer
+	beats := 0
+	c := &crlf{w: newHeartbeat(&out, func() { beats++ })}
+	for _, w := range []string{"a\r", "\nb\r\n" + heartbeatLine + "\r", "\nx\ry\r", "\r", "\n", "c\r"} {
+		if n, err := c.Write([]byte(w)); n != len(w) || err != nil {
+			t.Fatalf("Write(%q) = %d, %v", w, n, err)
+		}
+	}
+	c.flush()
+	if want := "a\nb\nx\ry\r\nc\r"; out.String() != want || beats != 1 {
+		t.Errorf("console = %q with %d heartbeats; want %q and 1", out.String(), beats, want)
+	}
+}

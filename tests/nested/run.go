@@ -104,6 +104,7 @@ func (r *Rig) Run(ctx context.Context, c Command) (int, error) {
 	}
 	start := time.Now()
 	err = q.Run()
+	both.flush()
 	took := time.Since(start).Round(time.Second)
 	switch cause := context.Cause(ctx); {
 	case errors.Is(cause, ErrOuterHung):
@@ -187,11 +188,13 @@ func shellQuote(s string) string {
 }
 
 // crlf drops the carriage returns that L1's tty adds before newlines,
-// and serialises writes from QEMU's stdout and stderr.
+// and serialises writes from QEMU's stdout and stderr. A CR at the end
+// of one write waits for the next: its newline may come there.
 type crlf struct {
 	keepCR bool
 	mu     sync.Mutex
 	w      io.Writer // guarded by mu
+	cr     bool      // the last write ended in a CR not passed on yet; guarded by mu
 }
 
 func (c *crlf) Write(p []byte) (int, error) {
@@ -203,10 +206,26 @@ func (c *crlf) Write(p []byte) (int, error) {
 		}
 		return len(p), nil
 	}
-	if _, err := c.w.Write([]byte(strings.ReplaceAll(string(p), "\r\n", "\n"))); err != nil {
+	s := string(p)
+	if c.cr {
+		s = "\r" + s
+	}
+	c.cr = strings.HasSuffix(s, "\r")
+	s = strings.ReplaceAll(strings.TrimSuffix(s, "\r"), "\r\n", "\n")
+	if _, err := c.w.Write([]byte(s)); err != nil {
 		return 0, err
 	}
 	return len(p), nil
+}
+
+// flush passes on a CR still held, once the console has ended.
+func (c *crlf) flush() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cr {
+		c.w.Write([]byte("\r"))
+		c.cr = false
+	}
 }
 
 // tail keeps the last max bytes written to it; QEMU's stdout and
