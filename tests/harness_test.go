@@ -95,10 +95,32 @@ func runNoFatal(timeout time.Duration, name string, args ...string) result {
 	return runCtx(ctx, timeout, name, args...)
 }
 
+// runNoFatalDiag is runNoFatal that, when the command times out, first
+// asks diag what the still running command is doing (e.g. a VM's state
+// through QMP) and adds that to result.err.
+func runNoFatalDiag(timeout time.Duration, diag func() string, name string, args ...string) result {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return runCtxDiag(ctx, timeout, diag, name, args...)
+}
+
 // runCtx runs a command until it ends or ctx is done (then it is
 // killed and result.err says so).
 func runCtx(ctx context.Context, timeout time.Duration, name string, args ...string) result {
+	return runCtxDiag(ctx, timeout, nil, name, args...)
+}
+
+func runCtxDiag(ctx context.Context, timeout time.Duration, diag func() string, name string, args ...string) result {
 	cmd := exec.CommandContext(ctx, name, args...)
+	var seen string
+	if diag != nil {
+		cmd.Cancel = func() error {
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				seen = diag()
+			}
+			return cmd.Process.Kill()
+		}
+	}
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	start := time.Now()
@@ -106,6 +128,8 @@ func runCtx(ctx context.Context, timeout time.Duration, name string, args ...str
 	r := result{stdout: out.String(), stderr: errb.String(), elapsed: time.Since(start)}
 	var ee *exec.ExitError
 	switch {
+	case errors.Is(ctx.Err(), context.DeadlineExceeded) && seen != "":
+		r.err = fmt.Errorf("%s: timed out after %v; before it was killed:\n%s", name, timeout, seen)
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		r.err = fmt.Errorf("%s: timed out after %v", name, timeout)
 	case ctx.Err() != nil:

@@ -770,6 +770,7 @@ func TestQMPLinuxHotplug(t *testing.T) {
 		t.Errorf("hot0 metrics = %+v; want 5 bytes to the guest (ping, ack), at least pong + 5 MiB from it, one connection, open", hot)
 	}
 	checkSerialQuery(t, c)
+	checkVCPUQuery(t, c)
 	c.must("device_del", map[string]any{"id": "hot0"}, nil)
 	ev := c.waitEvent("DEVICE_DELETED", 1, 30*time.Second)
 	if ev.Data["device"] != "hot0" {
@@ -918,4 +919,85 @@ func checkSerialQuery(t *testing.T, c *qmpClient) {
 		t.Errorf("__org.vmm_query-serial = %+v; want RX interrupt on, output sent, the line raised before, pin 4 unmasked edge-triggered with a vector, empty FIFO", s)
 	}
 	t.Logf("COM1: %+v", s)
+}
+
+// checkVCPUQuery asks for the vCPUs' state of a running Linux guest,
+// then of the paused one: a look pauses the VM only for its moment.
+func checkVCPUQuery(t *testing.T, c *qmpClient) {
+	t.Helper()
+	var st struct{ Status string }
+	look := func(want string) {
+		t.Helper()
+		var cpus []struct {
+			CPU      int    `json:"cpu-index"`
+			State    string `json:"mp-state"`
+			RIP      string `json:"rip"`
+			LVTTimer string `json:"lvt-timer"`
+			IRR, ISR []int
+		}
+		c.must("__org.vmm_query-vcpus", nil, &cpus)
+		var lvt uint64
+		if len(cpus) == 1 {
+			fmt.Sscanf(cpus[0].LVTTimer, "0x%x", &lvt)
+		}
+		if len(cpus) != 1 || cpus[0].CPU != 0 || (cpus[0].State != "runnable" && cpus[0].State != "halted") ||
+			!strings.HasPrefix(cpus[0].RIP, "0x") || lvt&0xff < 0x20 || cpus[0].IRR == nil {
+			t.Errorf("__org.vmm_query-vcpus = %+v; want one vCPU, runnable or halted, Linux's timer vector in its LVT", cpus)
+		}
+		c.must("query-status", nil, &st)
+		if st.Status != want {
+			t.Errorf("query-status after __org.vmm_query-vcpus = %q; want %q", st.Status, want)
+		}
+		t.Logf("vCPUs: %+v", cpus)
+	}
+	look("running")
+	c.must("stop", nil, nil)
+	look("paused")
+	c.must("cont", nil, nil)
+}
+
+// vmDiag returns what vmm's debugging queries say of a VM that stopped
+// making progress (COM1 and the vCPUs), through its QMP socket; it
+// never fails the test, so a goroutine may call it.
+func vmDiag(sock string) string {
+	mon, err := qmp.NewSocketMonitor("unix", sock, 5*time.Second)
+	if err != nil {
+		return fmt.Sprintf("QMP: %v", err)
+	}
+	if err := mon.Connect(); err != nil {
+		return fmt.Sprintf("QMP handshake: %v", err)
+	}
+	defer mon.Disconnect()
+	var b strings.Builder
+	for _, cmd := range []string{"__org.vmm_query-serial", "__org.vmm_query-vcpus"} {
+		raw, err := mon.Run([]byte(`{"execute":"` + cmd + `"}`))
+		if err != nil {
+			fmt.Fprintf(&b, "%s: %v\n", cmd, err)
+			continue
+		}
+		fmt.Fprintf(&b, "%s: %s\n", cmd, raw)
+	}
+	return b.String()
+}
+
+// TestVMDiagOnTimeout: a VM that outlives its bound (the test guest
+// polling COM1 for input that never comes) is asked through QMP what
+// COM1 and its vCPU are doing before it is killed, and the answer is in
+// the error (stockBoot relies on this to tell a lost interrupt from a
+// guest that stopped).
+func TestVMDiagOnTimeout(t *testing.T) {
+	needKVM(t)
+	sock := filepath.Join(t.TempDir(), "qmp.sock")
+	r := runNoFatalDiag(3*time.Second, func() string { return vmDiag(sock) }, vmmBinary(t),
+		"run", "-kernel", guestELF(t), "-append", "serial 1", "-serial", "null",
+		"-qmp", "unix:"+sock+",server=on,wait=off")
+	if r.err == nil {
+		t.Fatalf("the guest waiting for input ended: status %d\n%s", r.status, r.stdout)
+	}
+	for _, want := range []string{"timed out after 3s", `__org.vmm_query-serial: {"return":{"ier":0,`,
+		`"rx-fifo":0,`, `__org.vmm_query-vcpus: {"return":[{"cpu-index":0,"mp-state":"runnable"`} {
+		if !strings.Contains(r.err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, r.err)
+		}
+	}
 }

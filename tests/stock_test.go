@@ -115,13 +115,20 @@ func stockBoot(t *testing.T, c stockCase) {
 		args = append(args, "-chardev", "socket,id="+p+",path="+sock(p)+",server=on,wait=off",
 			"-device", "virtserialport,chardev="+p+",name=org.vmm."+p)
 	}
+	// A VM that stops making progress is asked what its vCPUs and COM1
+	// are doing before it is killed.
+	qmpSock := filepath.Join(dir, "qmp.sock")
+	args = append(args, "-qmp", "unix:"+qmpSock+",server=on,wait=off")
 	done := make(chan result, 1)
-	go func() { done <- runNoFatal(5*time.Minute, vmmBinary(t), args...) }()
+	go func() {
+		done <- runNoFatalDiag(5*time.Minute, func() string { return vmDiag(qmpSock) }, vmmBinary(t), args...)
+	}()
 	waitPeers := linuxPeers(t, sock, size)
 	r := <-done
 	waitPeers()
 	if r.err != nil {
-		t.Fatalf("vmm: %v\nstdout:\n%s\nstderr:\n%s", r.err, r.stdout, r.stderr)
+		con, _ := os.ReadFile(conFile)
+		t.Fatalf("vmm: %v\nstdout:\n%s\nconsole file:\n%s\nstderr:\n%s", r.err, r.stdout, con, r.stderr)
 	}
 	con, err := os.ReadFile(conFile)
 	if err != nil {

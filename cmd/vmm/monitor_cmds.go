@@ -31,6 +31,7 @@ func (mon *monitor) register() {
 	qmp.Handle(s, "device_del", mon.deviceDel)
 	qmp.Handle(s, portStatsCommand, mon.queryPortStats)
 	qmp.Handle(s, serialQueryCommand, mon.querySerial)
+	qmp.Handle(s, vcpuQueryCommand, mon.queryVCPUs)
 }
 
 func (mon *monitor) queryStatus(*qmp.Call, *noArgs) (any, error) {
