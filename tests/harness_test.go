@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -114,12 +115,17 @@ func runCtxDiag(ctx context.Context, timeout time.Duration, diag func() string, 
 	cmd := exec.CommandContext(ctx, name, args...)
 	var seen string
 	if diag != nil {
+		// On a timeout: diag, then SIGQUIT, so that a Go program (vmm)
+		// prints every goroutine's stack on its way out (a vCPU thread
+		// stuck in vmm shows there); kill it if it has not gone in 5 s.
 		cmd.Cancel = func() error {
-			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				seen = diag()
+			if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return cmd.Process.Kill()
 			}
-			return cmd.Process.Kill()
+			seen = diag()
+			return cmd.Process.Signal(syscall.SIGQUIT)
 		}
+		cmd.WaitDelay = 5 * time.Second
 	}
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb

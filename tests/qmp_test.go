@@ -957,9 +957,21 @@ func checkVCPUQuery(t *testing.T, c *qmpClient) {
 }
 
 // vmDiag returns what vmm's debugging queries say of a VM that stopped
-// making progress (COM1 and the vCPUs), through its QMP socket; it
+// making progress (COM1 and the vCPUs), through its QMP socket, within
+// 20 s (a vCPU thread stuck in vmm never answers the vCPU query); it
 // never fails the test, so a goroutine may call it.
 func vmDiag(sock string) string {
+	got := make(chan string, 1)
+	go func() { got <- vmQueries(sock) }()
+	select {
+	case s := <-got:
+		return s
+	case <-time.After(20 * time.Second):
+		return "QMP: no answer to __org.vmm_query-serial and __org.vmm_query-vcpus within 20 s"
+	}
+}
+
+func vmQueries(sock string) string {
 	mon, err := qmp.NewSocketMonitor("unix", sock, 5*time.Second)
 	if err != nil {
 		return fmt.Sprintf("QMP: %v", err)
@@ -993,6 +1005,9 @@ func TestVMDiagOnTimeout(t *testing.T) {
 		"-qmp", "unix:"+sock+",server=on,wait=off")
 	if r.err == nil {
 		t.Fatalf("the guest waiting for input ended: status %d\n%s", r.status, r.stdout)
+	}
+	if !strings.Contains(r.stderr, "SIGQUIT") || !strings.Contains(r.stderr, "goroutine ") {
+		t.Errorf("vmm's stderr lacks the goroutine dump that SIGQUIT asks for:\n%s", r.stderr)
 	}
 	for _, want := range []string{"timed out after 3s", `__org.vmm_query-serial: {"return":{"ier":0,`,
 		`"rx-fifo":0,`, `__org.vmm_query-vcpus: {"return":[{"cpu-index":0,"mp-state":"runnable"`} {
