@@ -12,7 +12,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -96,46 +98,63 @@ func runNoFatal(timeout time.Duration, name string, args ...string) result {
 	return runCtx(ctx, timeout, name, args...)
 }
 
-// runNoFatalDiag is runNoFatal that, when the command times out, first
-// asks diag what the still running command is doing (e.g. a VM's state
-// through QMP) and adds that to result.err.
-func runNoFatalDiag(timeout time.Duration, diag func() string, name string, args ...string) result {
+// runNoFatalDiag is runNoFatal that, when the command times out, looks
+// at it before it goes (stuck below), passes what it saw to report at
+// once (a test's live log) and adds it to result.err.
+func runNoFatalDiag(timeout time.Duration, diag func() string, report func(string), name string, args ...string) result {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	return runCtxDiag(ctx, timeout, diag, name, args...)
+	return runCtxDiag(ctx, timeout, diag, report, name, args...)
 }
 
 // runCtx runs a command until it ends or ctx is done (then it is
 // killed and result.err says so).
 func runCtx(ctx context.Context, timeout time.Duration, name string, args ...string) result {
-	return runCtxDiag(ctx, timeout, nil, name, args...)
+	return runCtxDiag(ctx, timeout, nil, nil, name, args...)
 }
 
-func runCtxDiag(ctx context.Context, timeout time.Duration, diag func() string, name string, args ...string) result {
+func runCtxDiag(ctx context.Context, timeout time.Duration, diag func() string, report func(string), name string, args ...string) result {
 	cmd := exec.CommandContext(ctx, name, args...)
-	var seen string
+	var out, errb syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	var seen atomic.Pointer[string]
 	if diag != nil {
-		// On a timeout: diag, then SIGQUIT, so that a Go program (vmm)
-		// prints every goroutine's stack on its way out (a vCPU thread
-		// stuck in vmm shows there); kill it if it has not gone in 5 s.
 		cmd.Cancel = func() error {
 			if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
 				return cmd.Process.Kill()
 			}
-			seen = diag()
-			return cmd.Process.Signal(syscall.SIGQUIT)
+			s := stuck(cmd.Process, diag, &errb)
+			seen.Store(&s)
+			if report != nil {
+				report(s)
+			}
+			return cmd.Process.Kill()
 		}
 		cmd.WaitDelay = 5 * time.Second
 	}
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
 	start := time.Now()
-	err := cmd.Run()
+	if err := cmd.Start(); err != nil {
+		return result{err: err}
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	var err error
+	select {
+	case err = <-waited:
+	case <-ctx.Done():
+		// The diagnosis above takes up to ~25 s; a process SIGKILL does
+		// not end (stuck in the kernel) is left behind after a minute.
+		select {
+		case err = <-waited:
+		case <-time.After(time.Minute):
+			err = errUnkillable
+		}
+	}
 	r := result{stdout: out.String(), stderr: errb.String(), elapsed: time.Since(start)}
 	var ee *exec.ExitError
 	switch {
-	case errors.Is(ctx.Err(), context.DeadlineExceeded) && seen != "":
-		r.err = fmt.Errorf("%s: timed out after %v; before it was killed:\n%s", name, timeout, seen)
+	case errors.Is(ctx.Err(), context.DeadlineExceeded) && seen.Load() != nil:
+		r.err = fmt.Errorf("%s: timed out after %v (%v); before it was killed:\n%s", name, timeout, err, *seen.Load())
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		r.err = fmt.Errorf("%s: timed out after %v", name, timeout)
 	case ctx.Err() != nil:
@@ -146,6 +165,51 @@ func runCtxDiag(ctx context.Context, timeout time.Duration, diag func() string, 
 		r.err = err
 	}
 	return r
+}
+
+// errUnkillable: the process outlived SIGKILL by a minute.
+var errUnkillable = errors.New("still there a minute after SIGKILL (stuck in the kernel)")
+
+// stuck describes a process that outlived its bound: what diag says
+// (e.g. a VM's state through QMP), each thread's state, kernel wait
+// channel and kernel stack (a vCPU thread stuck in KVM shows there),
+// and what a Go program (vmm) prints of its goroutines on SIGQUIT.
+func stuck(p *os.Process, diag func() string, stderr *syncBuffer) string {
+	var b strings.Builder
+	b.WriteString(diag())
+	b.WriteString("\n")
+	b.WriteString(threadStates(p.Pid))
+	before := len(stderr.String())
+	p.Signal(syscall.SIGQUIT)
+	time.Sleep(3 * time.Second)
+	fmt.Fprintf(&b, "stderr after SIGQUIT:\n%s\n", stderr.String()[before:])
+	return b.String()
+}
+
+// threadStates lists /proc/PID/task/*: state, wchan and kernel stack
+// (readable as root, as in the nested rig).
+func threadStates(pid int) string {
+	var b strings.Builder
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*", pid))
+	for _, task := range tasks {
+		stat, _ := os.ReadFile(filepath.Join(task, "stat"))
+		state := "?"
+		if i := strings.LastIndexByte(string(stat), ')'); i >= 0 && i+2 < len(stat) {
+			state = string(stat[i+2])
+		}
+		comm, _ := os.ReadFile(filepath.Join(task, "comm"))
+		wchan, _ := os.ReadFile(filepath.Join(task, "wchan"))
+		fmt.Fprintf(&b, "thread %s (%s): state %s, wchan %s\n", filepath.Base(task), strings.TrimSpace(string(comm)), state, wchan)
+		if state == "D" || state == "R" {
+			stack, err := os.ReadFile(filepath.Join(task, "stack"))
+			if err != nil {
+				fmt.Fprintf(&b, "  stack: %v\n", err)
+			} else {
+				fmt.Fprintf(&b, "  %s\n", strings.ReplaceAll(strings.TrimSpace(string(stack)), "\n", "\n  "))
+			}
+		}
+	}
+	return b.String()
 }
 
 // run starts a command with no stdin and a timeout, and collects it.

@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -1000,16 +1001,20 @@ func vmQueries(sock string) string {
 func TestVMDiagOnTimeout(t *testing.T) {
 	needKVM(t)
 	sock := filepath.Join(t.TempDir(), "qmp.sock")
-	r := runNoFatalDiag(3*time.Second, func() string { return vmDiag(sock) }, vmmBinary(t),
+	var reported atomic.Bool
+	r := runNoFatalDiag(3*time.Second, func() string { return vmDiag(sock) }, func(string) { reported.Store(true) }, vmmBinary(t),
 		"run", "-kernel", guestELF(t), "-append", "serial 1", "-serial", "null",
 		"-qmp", "unix:"+sock+",server=on,wait=off")
 	if r.err == nil {
 		t.Fatalf("the guest waiting for input ended: status %d\n%s", r.status, r.stdout)
 	}
+	if !reported.Load() {
+		t.Error("the look at the stuck VM was not reported")
+	}
 	if !strings.Contains(r.stderr, "SIGQUIT") || !strings.Contains(r.stderr, "goroutine ") {
 		t.Errorf("vmm's stderr lacks the goroutine dump that SIGQUIT asks for:\n%s", r.stderr)
 	}
-	for _, want := range []string{"timed out after 3s", `__org.vmm_query-serial: {"return":{"ier":0,`,
+	for _, want := range []string{"timed out after 3s", "thread ", "(vmm): state ", `__org.vmm_query-serial: {"return":{"ier":0,`,
 		`"rx-fifo":0,`, `__org.vmm_query-vcpus: {"return":[{"cpu-index":0,"mp-state":"runnable"`} {
 		if !strings.Contains(r.err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, r.err)

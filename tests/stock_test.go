@@ -121,7 +121,8 @@ func stockBoot(t *testing.T, c stockCase) {
 	args = append(args, "-qmp", "unix:"+qmpSock+",server=on,wait=off")
 	done := make(chan result, 1)
 	go func() {
-		done <- runNoFatalDiag(5*time.Minute, func() string { return vmDiag(qmpSock) }, vmmBinary(t), args...)
+		done <- runNoFatalDiag(3*time.Minute, func() string { return vmDiag(qmpSock) },
+			func(s string) { t.Logf("vmm past its bound of 3 min:\n%s", s) }, vmmBinary(t), args...)
 	}()
 	waitPeers := linuxPeers(t, sock, size)
 	r := <-done
