@@ -159,10 +159,9 @@ func (b *rigBatch) run(t *testing.T, names []string) {
 			Timeout: budget + 3*time.Minute, Console: live,
 		})
 		sections := rigSections(console.String())
-		for _, n := range pending {
-			if v, ok := sections[n]; ok && v.verdict != "" {
-				b.results[n] = v
-			}
+		lost := takeVerdicts(b.results, sections, pending, try == 2)
+		for _, n := range lost {
+			fmt.Fprintf(&report, "%s failed on an interrupt the outer machine lost; its first try:\n%s", n, sections[n].log)
 		}
 		fmt.Fprintf(&report, "try %d (%s): %v, status %d, err %v\n%s", try, strings.Join(pending, ", "),
 			time.Since(start).Round(time.Second), status, err, sections[""].log)
@@ -172,14 +171,37 @@ func (b *rigBatch) run(t *testing.T, names []string) {
 			b.err = fmt.Errorf("the outer machine's command ended (status %d) before %s had a verdict; its console:\n%s",
 				status, strings.Join(pending, ", "), console.String())
 		}
-		if !nested.Retryable(err) {
+		if !nested.Retryable(err) && len(lost) == 0 {
 			break
 		}
 		if len(pending) > 0 {
-			fmt.Fprintf(&report, "the outer machine failed on its own (%v): running %s again\n", errors.Unwrap(err), strings.Join(pending, ", "))
+			why := "an interrupt it lost"
+			if nested.Retryable(err) {
+				why = errors.Unwrap(err).Error()
+			}
+			fmt.Fprintf(&report, "the outer machine failed on its own (%s): running %s again\n", why, strings.Join(pending, ", "))
 		}
 	}
 	b.report = report.String()
+}
+
+// takeVerdicts moves the verdicts of pending tests from sections into
+// results, except (unless last) a failure on an interrupt the outer
+// machine lost (nested.MarkInterruptLost): the outer machine's fault,
+// so those are returned, to run again.
+func takeVerdicts(results, sections map[string]rigVerdict, pending []string, last bool) (lost []string) {
+	for _, n := range pending {
+		v, ok := sections[n]
+		if !ok || v.verdict == "" {
+			continue
+		}
+		if !last && v.verdict == "FAIL" && strings.Contains(v.log, nested.MarkInterruptLost) {
+			lost = append(lost, n)
+			continue
+		}
+		results[n] = v
+	}
+	return lost
 }
 
 // rigSections splits go test -v output by top-level test: each test's
@@ -244,5 +266,26 @@ func TestRigSections(t *testing.T) {
 	}
 	if len(s) != 5 {
 		t.Errorf("rigSections found %d parts; want 5: %v", len(s), s)
+	}
+}
+
+// TestTakeVerdicts: a failure on a lost interrupt runs again, unless it
+// was the last try; other verdicts stand, a test without one waits.
+func TestTakeVerdicts(t *testing.T) {
+	sections := map[string]rigVerdict{
+		"TestA": {verdict: "FAIL", log: "    stock_test.go:125: " + nested.MarkInterruptLost + ": vCPU 0: vector 0xec pending\n"},
+		"TestB": {verdict: "FAIL", log: "exit status 1\n"},
+		"TestC": {verdict: "PASS"},
+		"TestD": {log: "=== RUN   TestD\n"},
+	}
+	pending := []string{"TestA", "TestB", "TestC", "TestD"}
+	results := map[string]rigVerdict{}
+	if lost := takeVerdicts(results, sections, pending, false); !slices.Equal(lost, []string{"TestA"}) || len(results) != 2 ||
+		results["TestB"].verdict != "FAIL" || results["TestC"].verdict != "PASS" {
+		t.Errorf("first try: lost %v, results %v; want TestA to run again, TestB failed, TestC passed", lost, results)
+	}
+	results = map[string]rigVerdict{}
+	if lost := takeVerdicts(results, sections, pending, true); len(lost) != 0 || results["TestA"].verdict != "FAIL" {
+		t.Errorf("last try: lost %v, results %v; want TestA's failure to stand", lost, results)
 	}
 }

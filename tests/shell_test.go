@@ -2,6 +2,7 @@ package tests
 
 import (
 	"cmp"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -202,17 +203,28 @@ type terminal struct {
 	qmp *qmpClient
 }
 
-// serialState is COM1's state from __org.vmm_query-serial, for a
-// failure message: whether a stall was the guest's or the line's.
+// serialState is COM1's and the vCPUs' state (vmDiag's queries), for
+// a failure message: whether a stall was the guest's, the line's or an
+// interrupt the nested rig's outer machine lost (then logged so that
+// the rig runs the test again).
 func (m *terminal) serialState() string {
 	if m.qmp == nil {
-		return "(no QMP: COM1 state unknown)"
+		return "(no QMP: COM1 and vCPU state unknown)"
 	}
-	var s map[string]any
-	if err := m.qmp.run("__org.vmm_query-serial", nil, &s); err != nil {
-		return fmt.Sprintf("__org.vmm_query-serial: %v", err)
+	var b strings.Builder
+	for i, cmd := range []string{"__org.vmm_query-serial", "__org.vmm_query-vcpus", "__org.vmm_query-vcpus"} {
+		if i == 2 {
+			time.Sleep(2 * time.Second)
+		}
+		var raw json.RawMessage
+		if err := m.qmp.run(cmd, nil, &raw); err != nil {
+			fmt.Fprintf(&b, "%s: %v\n", cmd, err)
+			continue
+		}
+		fmt.Fprintf(&b, "%s: {\"return\":%s}\n", cmd, raw)
 	}
-	return fmt.Sprintf("COM1: %v", s)
+	reportLostInterrupt(m.t, b.String())
+	return b.String()
 }
 
 func (m *terminal) write(s string) {

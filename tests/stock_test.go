@@ -122,7 +122,7 @@ func stockBoot(t *testing.T, c stockCase) {
 	done := make(chan result, 1)
 	go func() {
 		done <- runNoFatalDiag(3*time.Minute, func() string { return vmDiag(qmpSock) },
-			func(s string) { t.Logf("vmm past its bound of 3 min:\n%s", s) }, vmmBinary(t), args...)
+			func(s string) { t.Logf("vmm past its bound of 3 min:\n%s", s); reportLostInterrupt(t, s) }, vmmBinary(t), args...)
 	}()
 	waitPeers := linuxPeers(t, sock, size)
 	r := <-done

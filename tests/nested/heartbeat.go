@@ -21,6 +21,13 @@ var ErrOuterSilent = errors.New("the outer machine's console went silent (no hea
 // this too means the outer machine failed, e.g. a process stuck in 9p.
 var ErrOuterTimeout = errors.New("the outer machine timed out")
 
+// MarkInterruptLost starts a line a test in the outer machine logs when
+// a guest's vCPU kept an interrupt pending that it could take: L1's KVM
+// on TCG's emulated SVM did not deliver it (seen as a guest stuck in a
+// loop with its timer interrupt pending). The rig runs such a test once
+// more in a new outer machine.
+const MarkInterruptLost = "nested-rig: the outer machine lost an interrupt"
+
 const (
 	// heartbeatEvery is how often (L1's time) cmd.sh's background
 	// loop prints heartbeatLine.
