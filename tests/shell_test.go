@@ -65,10 +65,11 @@ func stockShell(t *testing.T, name string) string {
 	return p
 }
 
-// testKernelShell is the Linux test kernel with shell-test.cpio.
-func testKernelShell(t *testing.T) shellGuest {
+// testKernelShell is the Linux test kernel with shell-NAME.cpio ("test":
+// busybox alone; "test-agent": with qemu-ga).
+func testKernelShell(t *testing.T, name string) shellGuest {
 	vmlinux, _ := linuxKernel(t)
-	return shellGuest{Kernel: vmlinux, Initrd: stockShell(t, "test"), Cmdline: linuxCmdline,
+	return shellGuest{Kernel: vmlinux, Initrd: stockShell(t, name), Cmdline: linuxCmdline,
 		Extra: []string{"-cpu", linuxCPU}}
 }
 
@@ -79,7 +80,7 @@ func testKernelShell(t *testing.T) shellGuest {
 // it powers off (shellRunSession).
 func TestShell(t *testing.T) {
 	needKVM(t)
-	g := testKernelShell(t)
+	g := testKernelShell(t, "test")
 	t.Run("interactive", func(t *testing.T) {
 		t.Parallel()
 		shellSession(t, exec.Command(vmmBinary(t), g.vmmArgs(g.Cmdline, "-serial", "stdio", "-qmp", qmpArg(t))...), g)
