@@ -71,8 +71,12 @@ func openIncoming(o *options, cfgs []serialBusConfig) (*snapshot.File, error) {
 type migration struct {
 	mu sync.Mutex
 	// The fields below are guarded by mu.
-	status                 string // "" before any migrate
-	errDesc                string
+	status  string // "" before any migrate
+	errDesc string
+	events  bool // the "events" capability: MIGRATION events are sent
+	// postmigrate: the last save completed and the VM has not run since
+	// (query-status says "postmigrate"; another migrate is refused).
+	postmigrate            bool
 	total, setup, downtime time.Duration
 	size, memSize          int64
 }
@@ -83,6 +87,7 @@ func (mon *monitor) migration() *migration { return &mon.mig }
 func (mon *monitor) registerMigrate() {
 	qmp.Handle(mon.srv, "migrate", mon.migrate)
 	qmp.Handle(mon.srv, "query-migrate", mon.queryMigrate)
+	mon.registerMigrateCapabilities()
 }
 
 type migrateArgs struct {
@@ -95,9 +100,10 @@ type migrateArgs struct {
 
 // migrate saves the VM to a file. As in QEMU, a URI vmm does not take is
 // refused at once (GenericError), and the rest is reported by the
-// MIGRATION events and query-migrate: setup, active, then completed or
-// failed. A running VM is paused (STOP) for the save and stays paused;
-// `cont` resumes it. After a failed save a VM that was running runs
+// MIGRATION events (with the "events" capability) and query-migrate:
+// setup, active, then completed or failed. A running VM is paused (STOP)
+// for the save and stays paused, in the run state QEMU calls
+// "postmigrate", which refuses another migrate until `cont` resumes it. After a failed save a VM that was running runs
 // again (RESUME), as in QEMU. The save runs before the reply (the monitor's
 // commands are serialized, so no `cont` can come in the middle); the
 // final event follows the reply.
@@ -112,13 +118,19 @@ func (mon *monitor) migrate(c *qmp.Call, a *migrateArgs) (any, error) {
 		return nil, qmp.Errorf(qmp.GenericError, "Cannot resume if there is no paused migration")
 	}
 	mg := mon.migration()
+	mg.mu.Lock()
+	again := mg.postmigrate
+	mg.mu.Unlock()
+	if again {
+		return nil, qmp.Errorf(qmp.GenericError, "Can't migrate the vm that was paused due to previous migration")
+	}
 	start := time.Now()
-	mon.srv.Emit("MIGRATION", map[string]string{"status": "setup"})
+	mon.emitMigration("setup")
 	running := !mon.m.Paused()
 	if running && mon.m.Pause() {
 		mon.srv.Emit("STOP", nil)
 	}
-	mon.srv.Emit("MIGRATION", map[string]string{"status": "active"})
+	mon.emitMigration("active")
 	paused := time.Now()
 	size, err := mon.m.Snapshot(path, strings.TrimPrefix(version(), "vmm "), mon.identity, running)
 	end := time.Now()
@@ -131,9 +143,10 @@ func (mon *monitor) migrate(c *qmp.Call, a *migrateArgs) (any, error) {
 		status, mg.errDesc = "failed", err.Error()
 	}
 	mg.status = status
+	mg.postmigrate = err == nil
 	mg.mu.Unlock()
 	c.After(func() {
-		mon.srv.Emit("MIGRATION", map[string]string{"status": status})
+		mon.emitMigration(status)
 		// A failed save gives the VM back as it was, as QEMU does.
 		if err != nil && running && mon.m.Resume() {
 			mon.srv.Emit("RESUME", nil)
@@ -176,6 +189,22 @@ func mbps(bytes int64, d time.Duration) float64 {
 		return 0
 	}
 	return float64(bytes) * 8 / 1e6 / d.Seconds()
+}
+
+// postmigrate reports whether the VM is paused after a completed save.
+func (mon *monitor) postmigrate() bool {
+	mg := mon.migration()
+	mg.mu.Lock()
+	defer mg.mu.Unlock()
+	return mg.postmigrate
+}
+
+// endPostmigrate is the VM running again after a save.
+func (mon *monitor) endPostmigrate() {
+	mg := mon.migration()
+	mg.mu.Lock()
+	mg.postmigrate = false
+	mg.mu.Unlock()
 }
 
 // restoredPaused reports whether a restored VM starts paused: with -S,

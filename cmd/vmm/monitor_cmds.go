@@ -38,6 +38,9 @@ func (mon *monitor) queryStatus(*qmp.Call, *noArgs) (any, error) {
 	status := "running"
 	if mon.m.Paused() {
 		status = "paused"
+		if mon.postmigrate() {
+			status = "postmigrate"
+		}
 	}
 	return map[string]any{"running": status == "running", "singlestep": false, "status": status}, nil
 }
@@ -53,6 +56,7 @@ func (mon *monitor) stopCmd(*qmp.Call, *noArgs) (any, error) {
 
 func (mon *monitor) cont(*qmp.Call, *noArgs) (any, error) {
 	if mon.m.Resume() {
+		mon.endPostmigrate()
 		mon.srv.Emit("RESUME", nil)
 	}
 	return nil, nil
