@@ -981,14 +981,20 @@ func vmQueries(sock string) string {
 		return fmt.Sprintf("QMP handshake: %v", err)
 	}
 	defer mon.Disconnect()
+	return diagLooks(func(cmd string) ([]byte, error) { return mon.Run([]byte(`{"execute":"` + cmd + `"}`)) })
+}
+
+// diagLooks asks a stalled VM vmm's debugging queries through run (which
+// returns QMP's whole answer) and returns their answers, a line each:
+// COM1, then the vCPUs twice, 2 s apart (an interrupt pending in both
+// looks while the vCPU ran in between was not delivered: lostInterrupt).
+func diagLooks(run func(cmd string) ([]byte, error)) string {
 	var b strings.Builder
-	// The vCPUs twice, 2 s apart: an interrupt pending in both looks
-	// while the vCPU ran in between was not delivered (lostInterrupt).
 	for i, cmd := range []string{"__org.vmm_query-serial", "__org.vmm_query-vcpus", "__org.vmm_query-vcpus"} {
 		if i == 2 {
 			time.Sleep(2 * time.Second)
 		}
-		raw, err := mon.Run([]byte(`{"execute":"` + cmd + `"}`))
+		raw, err := run(cmd)
 		if err != nil {
 			fmt.Fprintf(&b, "%s: %v\n", cmd, err)
 			continue

@@ -2,7 +2,6 @@ package tests
 
 import (
 	"cmp"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -204,7 +203,7 @@ type terminal struct {
 	qmp *qmpClient
 }
 
-// serialState is COM1's and the vCPUs' state (vmDiag's queries), for
+// serialState is COM1's and the vCPUs' state (diagLooks), for
 // a failure message: whether a stall was the guest's, the line's or an
 // interrupt the nested rig's outer machine lost (then logged so that
 // the rig runs the test again).
@@ -212,20 +211,9 @@ func (m *terminal) serialState() string {
 	if m.qmp == nil {
 		return "(no QMP: COM1 and vCPU state unknown)"
 	}
-	var b strings.Builder
-	for i, cmd := range []string{"__org.vmm_query-serial", "__org.vmm_query-vcpus", "__org.vmm_query-vcpus"} {
-		if i == 2 {
-			time.Sleep(2 * time.Second)
-		}
-		var raw json.RawMessage
-		if err := m.qmp.run(cmd, nil, &raw); err != nil {
-			fmt.Fprintf(&b, "%s: %v\n", cmd, err)
-			continue
-		}
-		fmt.Fprintf(&b, "%s: {\"return\":%s}\n", cmd, raw)
-	}
-	reportLostInterrupt(m.t, b.String())
-	return b.String()
+	diag := diagLooks(func(cmd string) ([]byte, error) { return m.qmp.mon.Run([]byte(`{"execute":"` + cmd + `"}`)) })
+	reportLostInterrupt(m.t, diag)
+	return diag
 }
 
 func (m *terminal) write(s string) {
