@@ -95,13 +95,22 @@ func TestStockKernels(t *testing.T) {
 	}
 }
 
+// stockBootBound is how long one stock boot may take (they take 20-60 s
+// in the rig) before it is looked at and killed; stockBootTries is how
+// many boots stockBoot makes of a case whose boots stall that way. The
+// rig's budget for TestStockKernels (rigTests) is made from both.
+const (
+	stockBootBound = 3 * time.Minute
+	stockBootTries = 3
+)
+
 // stockBoot boots c; in the nested rig, a boot that its outer machine
 // stalled by losing an interrupt (lostInterrupt) is booted again, up to
 // twice, in the same outer machine: that costs a minute, a new outer
 // machine (the rig's own retry) several.
 func stockBoot(t *testing.T, c stockCase) {
 	inRig := os.Getenv(nested.EnvInside) != ""
-	for attempt := 1; stockBootOnce(t, c, inRig && attempt < 3); attempt++ {
+	for attempt := 1; stockBootOnce(t, c, inRig && attempt < stockBootTries); attempt++ {
 		t.Logf("boot %d stalled on an interrupt the outer machine lost: booting again", attempt)
 	}
 }
@@ -136,8 +145,8 @@ func stockBootOnce(t *testing.T, c stockCase, mayRetry bool) (retry bool) {
 	args = append(args, "-qmp", "unix:"+qmpSock+",server=on,wait=off")
 	done := make(chan result, 1)
 	go func() {
-		done <- runNoFatalDiag(3*time.Minute, func() string { return vmDiag(qmpSock) },
-			func(s string) { t.Logf("vmm past its bound of 3 min:\n%s", s); reportLostInterrupt(t, s) }, vmmBinary(t), args...)
+		done <- runNoFatalDiag(stockBootBound, func() string { return vmDiag(qmpSock) },
+			func(s string) { t.Logf("vmm past its bound of %v:\n%s", stockBootBound, s); reportLostInterrupt(t, s) }, vmmBinary(t), args...)
 	}()
 	waitPeers := linuxPeers(t, sock, size)
 	r := <-done
