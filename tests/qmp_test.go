@@ -491,6 +491,12 @@ func TestQMPAgainstQEMU(t *testing.T) {
 		`{"execute":"query-chardev"}`,
 		`{"execute":"device_del","arguments":{"id":"nope"}}`,
 		`{"execute":"device_del","arguments":{"id":"p1"}}`,
+		`{"execute":"query-migrate-capabilities"}`,
+		`{"execute":"migrate-set-capabilities","arguments":{"capabilities":[{"capability":"events","state":true}]}}`,
+		`{"execute":"migrate-set-capabilities","arguments":{"capabilities":[{"capability":"bogus","state":true}]}}`,
+		`{"execute":"migrate-set-capabilities","arguments":{"capabilities":[{"capability":"events"}]}}`,
+		`{"execute":"migrate-set-capabilities","arguments":{}}`,
+		`{"execute":"query-migrate"}`,
 	}
 	vq := dialRawQMP(t, "unix", v.sock)
 	qq := dialRawQMP(t, "unix", qsock)
