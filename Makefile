@@ -103,7 +103,7 @@ test: deps kernels stock-initrds stock-rootfs nested guest-linux vet vmm guest
 	VMM_LINUX_DIR=$(CURDIR)/$(LINUX) \
 		sh -c 'status=0; \
 		$(GO) test -count=1 -timeout 60m $$($(GO) list ./... | grep -v "^vmm/tests$$") || status=1; \
-		$(GO) test -count=1 -timeout 60m -v ./tests/ || status=1; exit $$status'
+		$(GO) test -count=1 -timeout 70m -v ./tests/ || status=1; exit $$status'
 
 # test-stock runs only the stock-kernel tests (part of make test), in
 # the nested rig on hosts whose KVM emulates guest kernel mode.
