@@ -42,7 +42,7 @@ func linuxVirtioSerial(t *testing.T, transport string) {
 		args = append(args, "-chardev", "socket,id="+p+",path="+sock(p)+",server=on,wait=off",
 			"-device", "virtserialport,chardev="+p+",name=org.vmm."+p)
 	}
-	done := startRun(t, 5*time.Minute, vmmBinary(t), args...)
+	done := startRun(t, 8*time.Minute, vmmBinary(t), args...) // ~2 min here
 
 	// Host peers: one reads and acks, one writes, one connects and never reads.
 	stuck := dial(t, sock("stuck"))
