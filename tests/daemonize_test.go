@@ -62,10 +62,8 @@ func TestDaemonize(t *testing.T) {
 	}
 
 	c := connectQMP(t, sock)
-	var st struct{ Status string }
-	c.must("query-status", nil, &st)
-	if st.Status != "running" {
-		t.Errorf("query-status = %q; want running", st.Status)
+	if s := c.runState(); s != "running" {
+		t.Errorf("query-status = %q; want running", s)
 	}
 	c.must("quit", nil, nil)
 	c.waitEvent("SHUTDOWN", 1, 10*time.Second)

@@ -131,6 +131,14 @@ func (c *qmpClient) run(cmd string, args any, ret any) error {
 	return nil
 }
 
+// runState is query-status's "status": running, paused, postmigrate.
+func (c *qmpClient) runState() string {
+	c.t.Helper()
+	var st struct{ Status string }
+	c.must("query-status", nil, &st)
+	return st.Status
+}
+
 // must runs a command that has to succeed.
 func (c *qmpClient) must(cmd string, args any, ret any) {
 	c.t.Helper()
@@ -718,15 +726,13 @@ func TestQMPLinuxHotplug(t *testing.T) {
 
 	// 4 MiB guest→host, with the VM paused and resumed every 256 KiB.
 	const chunk = 256 << 10
-	var st struct{ Status string }
 	for off := int64(0); off < 4<<20; off += chunk {
 		if err := receive(peer, off, chunk); err != nil {
 			t.Fatalf("transfer: %v", err)
 		}
 		c.must("stop", nil, nil)
-		c.must("query-status", nil, &st)
-		if st.Status != "paused" {
-			t.Fatalf("query-status after stop = %q", st.Status)
+		if s := c.runState(); s != "paused" {
+			t.Fatalf("query-status after stop = %q", s)
 		}
 		c.must("cont", nil, nil)
 	}
@@ -932,7 +938,6 @@ func checkSerialQuery(t *testing.T, c *qmpClient) {
 // then of the paused one: a look pauses the VM only for its moment.
 func checkVCPUQuery(t *testing.T, c *qmpClient) {
 	t.Helper()
-	var st struct{ Status string }
 	look := func(want string) {
 		t.Helper()
 		var cpus []struct {
@@ -951,9 +956,8 @@ func checkVCPUQuery(t *testing.T, c *qmpClient) {
 			!strings.HasPrefix(cpus[0].RIP, "0x") || lvt&0xff < 0x20 || cpus[0].IRR == nil {
 			t.Errorf("__org.vmm_query-vcpus = %+v; want one vCPU, runnable or halted, Linux's timer vector in its LVT", cpus)
 		}
-		c.must("query-status", nil, &st)
-		if st.Status != want {
-			t.Errorf("query-status after __org.vmm_query-vcpus = %q; want %q", st.Status, want)
+		if s := c.runState(); s != want {
+			t.Errorf("query-status after __org.vmm_query-vcpus = %q; want %q", s, want)
 		}
 		t.Logf("vCPUs: %+v", cpus)
 	}

@@ -121,10 +121,8 @@ func testSnapshotContinuity(t *testing.T, transport string, more bool) {
 	if mig["status"] != "failed" || !strings.Contains(fmt.Sprint(mig["error-desc"]), "none") {
 		t.Errorf("query-migrate after a failed save = %v; want status failed and an error-desc naming the path", mig)
 	}
-	var status struct{ Status string }
-	qa.must("query-status", nil, &status)
-	if status.Status != "running" {
-		t.Errorf("query-status after a failed save = %q; want running", status.Status)
+	if s := qa.runState(); s != "running" {
+		t.Errorf("query-status after a failed save = %q; want running", s)
 	}
 	// Migration capabilities, QEMU's: an unknown one and one vmm cannot
 	// honour are refused; "events" turns on the MIGRATION events (the
@@ -155,9 +153,8 @@ func testSnapshotContinuity(t *testing.T, transport string, more bool) {
 	if mig["status"] != "completed" {
 		t.Errorf("query-migrate = %v; want status completed", mig)
 	}
-	qa.must("query-status", nil, &status)
-	if status.Status != "postmigrate" {
-		t.Errorf("query-status after migrate = %q; want postmigrate (QEMU's)", status.Status)
+	if s := qa.runState(); s != "postmigrate" {
+		t.Errorf("query-status after migrate = %q; want postmigrate (QEMU's)", s)
 	}
 	if err := qa.run("migrate", map[string]string{"uri": "file:" + snap + ".2"}, nil); err == nil || !strings.Contains(err.Error(), "previous migration") {
 		t.Errorf("a second migrate before cont = %v; want QEMU's refusal (paused due to previous migration)", err)
@@ -175,9 +172,8 @@ func testSnapshotContinuity(t *testing.T, transport string, more bool) {
 	bArgs := append([]string{"-incoming", "file:" + snap}, snapshotPorts(dirB)...)
 	b := startQMPVM(t, bArgs...)
 	qb := connectQMP(t, b.sock)
-	qb.must("query-status", nil, &status)
-	if status.Status != "running" {
-		t.Errorf("restored VM (saved running) is %q; want running", status.Status)
+	if s := qb.runState(); s != "running" {
+		t.Errorf("restored VM (saved running) is %q; want running", s)
 	}
 	out2 := dial(t, filepath.Join(dirB, "out.sock"))
 	defer out2.Close()
@@ -206,9 +202,8 @@ func testSnapshotContinuity(t *testing.T, transport string, more bool) {
 	// -S keeps a restored VM paused until cont.
 	d := startQMPVM(t, append([]string{"-S", "-incoming", "file:" + snap}, snapshotPorts(t.TempDir())...)...)
 	qd := connectQMP(t, d.sock)
-	qd.must("query-status", nil, &status)
-	if status.Status != "paused" {
-		t.Errorf("restored with -S: %q; want paused", status.Status)
+	if s := qd.runState(); s != "paused" {
+		t.Errorf("restored with -S: %q; want paused", s)
 	}
 	qd.must("quit", nil, nil)
 	d.wait(t)
@@ -279,26 +274,21 @@ func TestSnapshotSavedPaused(t *testing.T) {
 	qa.must("stop", nil, nil)
 	saveSnapshot(qa, snap, 30*time.Second)
 	// Saved paused, it is in QEMU's postmigrate state until cont.
-	var st struct{ Status string }
-	qa.must("query-status", nil, &st)
-	if st.Status != "postmigrate" {
-		t.Errorf("query-status after saving a paused VM = %q; want postmigrate", st.Status)
+	if s := qa.runState(); s != "postmigrate" {
+		t.Errorf("query-status after saving a paused VM = %q; want postmigrate", s)
 	}
 	qa.must("cont", nil, nil)
 	qa.waitEvent("RESUME", 1, 10*time.Second)
-	qa.must("query-status", nil, &st)
-	if st.Status != "running" {
-		t.Errorf("query-status after cont = %q; want running", st.Status)
+	if s := qa.runState(); s != "running" {
+		t.Errorf("query-status after cont = %q; want running", s)
 	}
 	qa.must("quit", nil, nil)
 	a.wait(t)
 
 	b := startQMPVM(t, append([]string{"-incoming", "file:" + snap}, devs...)...)
 	qb := connectQMP(t, b.sock)
-	var status struct{ Status string }
-	qb.must("query-status", nil, &status)
-	if status.Status != "paused" {
-		t.Errorf("restored VM (saved paused) is %q; want paused", status.Status)
+	if s := qb.runState(); s != "paused" {
+		t.Errorf("restored VM (saved paused) is %q; want paused", s)
 	}
 	time.Sleep(500 * time.Millisecond)
 	if strings.Contains(b.out.String(), "looped") {

@@ -66,7 +66,6 @@ func TestStockSnapshot(t *testing.T) {
 		t.Fatalf("query-chardev lacks chardev data: %+v", cs)
 		return false
 	}
-	var status struct{ Status string }
 
 	// Boot, and leave a reader blocked on the port.
 	dirA := t.TempDir()
@@ -95,9 +94,8 @@ func TestStockSnapshot(t *testing.T) {
 		t.Fatalf("query-migrate = %v; want status completed", mig)
 	}
 	qa.waitEvent("STOP", 1, 10*time.Second)
-	qa.must("query-status", nil, &status)
-	if status.Status != "postmigrate" {
-		t.Errorf("query-status after migrate = %q; want postmigrate", status.Status)
+	if s := qa.runState(); s != "postmigrate" {
+		t.Errorf("query-status after migrate = %q; want postmigrate", s)
 	}
 	fi, err := os.Stat(snap)
 	if err != nil {
@@ -124,9 +122,8 @@ func TestStockSnapshot(t *testing.T) {
 	})
 	qb := connectQMP(t, filepath.Join(dirB, "qmp.sock"))
 	b.qmp = qb
-	qb.must("query-status", nil, &status)
-	if status.Status != "paused" {
-		t.Fatalf("restored VM with -S is %q; want paused\nstderr:\n%s", status.Status, b.diag)
+	if s := qb.runState(); s != "paused" {
+		t.Fatalf("restored VM with -S is %q; want paused\nstderr:\n%s", s, b.diag)
 	}
 	if !frontendOpen(qb) {
 		t.Errorf("restored VM: the guest's reader no longer has the port open")
@@ -137,9 +134,8 @@ func TestStockSnapshot(t *testing.T) {
 	defer peer.Close()
 	qb.must("cont", nil, nil)
 	qb.waitEvent("RESUME", 1, 10*time.Second)
-	qb.must("query-status", nil, &status)
-	if status.Status != "running" {
-		t.Fatalf("restored VM after cont is %q; want running\nstderr:\n%s", status.Status, b.diag)
+	if s := qb.runState(); s != "running" {
+		t.Fatalf("restored VM after cont is %q; want running\nstderr:\n%s", s, b.diag)
 	}
 
 	typed := time.Now()
