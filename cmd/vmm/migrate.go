@@ -103,10 +103,11 @@ type migrateArgs struct {
 // MIGRATION events (with the "events" capability) and query-migrate:
 // setup, active, then completed or failed. A running VM is paused (STOP)
 // for the save and stays paused, in the run state QEMU calls
-// "postmigrate", which refuses another migrate until `cont` resumes it. After a failed save a VM that was running runs
-// again (RESUME), as in QEMU. The save runs before the reply (the monitor's
-// commands are serialized, so no `cont` can come in the middle); the
-// final event follows the reply.
+// "postmigrate", which refuses another migrate until `cont` resumes it.
+// After a failed save a VM that was running runs again (RESUME), as in
+// QEMU. The save runs before the reply (the monitor's commands are
+// serialized, so no `cont` can come in the middle); the final event
+// follows the reply.
 func (mon *monitor) migrate(c *qmp.Call, a *migrateArgs) (any, error) {
 	path, ok := strings.CutPrefix(a.URI, "file:")
 	switch {
