@@ -44,8 +44,12 @@ func waitPeer(t *testing.T, got *syncBuffer, want string, vm *vmProc) {
 	for !strings.Contains(got.String(), want) {
 		select {
 		case <-vm.done:
-			if strings.Contains(got.String(), want) {
-				return
+			// What vmm wrote before it ended may still be in the socket,
+			// not yet copied into got by the peer's goroutine.
+			for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+				if strings.Contains(got.String(), want) {
+					return
+				}
 			}
 			t.Fatalf("vmm ended (%v) before its serial peer saw %q\npeer got %q\nvmm output:\n%s", vm.err, want, got.String(), &vm.con)
 		case <-time.After(20 * time.Millisecond):
