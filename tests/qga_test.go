@@ -58,7 +58,7 @@ func TestGuestAgent(t *testing.T) {
 	g := testKernelShell(t, "test-agent")
 	// 256 KiB is still four guest-file-write chunks; the test kernel
 	// moves ~0.1 MiB/s through qemu-ga here (its kernel mode emulated),
-	// so 2 MiB cost ~40 s. TestStockUserland moves 2 MiB.
+	// so 2 MiB cost ~40 s. TestStockAgent moves 2 MiB.
 	g.FileSize = 256 << 10
 	// In parallel: boots take long here, and both see the same host load.
 	t.Run("vmm", func(t *testing.T) {

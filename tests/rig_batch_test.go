@@ -27,11 +27,18 @@ import (
 var rigTests = []rigTest{
 	// 4 boots of 20-60 s, and room for one case whose boots all stall
 	{"TestStockKernels", 3*time.Minute + stockBootTries*stockBootBound},
-	{"TestStockUserland", 8 * time.Minute},
+	{"TestStockShell", 4 * time.Minute},
+	{"TestStockAgent", 6 * time.Minute},
 	{"TestStockPowerdown", 4 * time.Minute},
 	{"TestStockPanic", 4 * time.Minute},
 	{"TestStockSnapshot", 6 * time.Minute},
 }
+
+// rigTries is how many outer machines a rig test may take: one, and
+// more while it fails or the outer machine fails on its own. The
+// outer machine fails now and then in ways that are its own (see
+// takeVerdicts), and a test's verdict is its last try's.
+const rigTries = 3
 
 type rigTest struct {
 	name   string
@@ -114,7 +121,8 @@ func inRig(t *testing.T) rigVerdict {
 
 // run runs names in the outer machine; tests the outer machine failed
 // on its own (nested.Retryable) before they had a verdict, and tests
-// that failed, get one more try in a new outer machine.
+// that failed, get more tries (rigTries in all), each in a new outer
+// machine.
 func (b *rigBatch) run(t *testing.T, names []string) {
 	rigOnce.Do(func() { rig, rigErr = nested.Prepare(filepath.Join(repoRoot(), "build")) })
 	if rigErr != nil {
@@ -135,7 +143,7 @@ func (b *rigBatch) run(t *testing.T, names []string) {
 	b.results = map[string]rigVerdict{}
 	var report strings.Builder
 	pending := slices.Clone(names) // DeleteFunc below clears what it drops
-	for try := 1; try <= 2 && len(pending) > 0; try++ {
+	for try := 1; try <= rigTries && len(pending) > 0; try++ {
 		var budget time.Duration
 		for _, r := range rigTests {
 			if slices.Contains(pending, r.name) {
@@ -160,7 +168,7 @@ func (b *rigBatch) run(t *testing.T, names []string) {
 			Timeout: budget + 3*time.Minute, Console: live,
 		})
 		sections := rigSections(console.String())
-		again := takeVerdicts(b.results, sections, pending, try == 2)
+		again := takeVerdicts(b.results, sections, pending, try == rigTries)
 		for _, n := range again {
 			why := "a cause the test did not name"
 			if strings.Contains(sections[n].log, nested.MarkInterruptLost) {
@@ -192,11 +200,11 @@ func (b *rigBatch) run(t *testing.T, names []string) {
 
 // takeVerdicts moves the verdicts of pending tests from sections into
 // results, except (unless last) failures: those are returned, to run
-// once more in a new outer machine. The outer machine (L1's KVM on
+// again in a new outer machine. The outer machine (L1's KVM on
 // QEMU's emulated SVM) fails in ways of its own: interrupts it never
 // delivers (the test then logs nested.MarkInterruptLost), kernel
-// panics in L1, stalls no look explains. The first failure stays in the
-// report, and the second try's verdict is the test's.
+// panics in L1, stalls no look explains. Earlier failures stay in the
+// report, and the last try's verdict is the test's.
 func takeVerdicts(results, sections map[string]rigVerdict, pending []string, last bool) (again []string) {
 	for _, n := range pending {
 		v, ok := sections[n]
@@ -256,11 +264,11 @@ func TestRigSections(t *testing.T) {
 		"[   18.7] kvm [122]: vcpu0, guest rIP: 0xffffffffb8a73744 Unhandled WRMSR(0xc0010007) = 0xffff\n" +
 		"--- FAIL: TestStockKernels (99.89s)\n    --- FAIL: TestStockKernels/cloud/virtio-serial-pci/smp4/poweroff (18.54s)\n" +
 		"=== RUN   TestStockPanic\n--- SKIP: TestStockPanic (0.00s)\n" +
-		"=== RUN   TestStockUserland\n--- PASS: TestStockUserland (202.58s)\n" +
+		"=== RUN   TestStockShell\n--- PASS: TestStockShell (102.58s)\n" +
 		"=== RUN   TestStockSnapshot\n=== RUN   TestStockSnapshot/x\n"
 	s := rigSections(out)
 	for name, want := range map[string]string{"TestStockKernels": "FAIL", "TestStockPanic": "SKIP",
-		"TestStockUserland": "PASS", "TestStockSnapshot": "", "": ""} {
+		"TestStockShell": "PASS", "TestStockSnapshot": "", "": ""} {
 		if s[name].verdict != want {
 			t.Errorf("rigSections(...)[%q].verdict = %q; want %q", name, s[name].verdict, want)
 		}

@@ -139,7 +139,10 @@ func shellSession(t *testing.T, vm *exec.Cmd, g shellGuest) {
 	go io.Copy(&p.con, master) // ends with EIO when vmm has exited
 
 	term := &terminal{t: t, p: p, master: master, diag: &diag}
-	ready := waitConsole(t, p, "vmm-shell: ready", g.boot())
+	// expect, not waitConsole: a VM that ends first is reported with its
+	// stderr and the console's last lines (a guest panic's among them).
+	term.expect("vmm-shell: ready", g.boot())
+	ready := time.Since(start)
 	if sock := qmpSocketOf(vm); sock != "" {
 		term.qmp = connectQMP(t, sock)
 	}
@@ -261,7 +264,7 @@ func (m *terminal) expect(want string, timeout time.Duration) {
 		}
 		select {
 		case <-m.p.done:
-			time.Sleep(100 * time.Millisecond) // the last output may still be in the pty
+			time.Sleep(time.Second) // the last output may still be in the pty
 			if strings.Contains(strings.ReplaceAll(m.p.con.String(), "\r", "")[m.seen:], want) {
 				continue
 			}

@@ -250,29 +250,43 @@ func checkKernelWarnings(t *testing.T, out string) {
 	}
 }
 
-// TestStockUserland boots Debian's cloud kernel with the tests/stock
-// userland (busybox-static, the kernel's virtio modules, Debian's
-// qemu-guest-agent and its libraries; in the nested rig on our hosts):
-// a shell on a pty that a person types into, with job control and
-// Ctrl-A x ending vmm (shellSession), and the guest agent's protocol
-// over a virtio-serial port under vmm and under QEMU q35 in the same
-// machine, ending with guest-shutdown (guestAgentSession).
-func TestStockUserland(t *testing.T) {
+// stockUserland is Debian's cloud kernel with the tests/stock userland
+// (busybox-static, the kernel's virtio modules, Debian's qemu-guest-agent
+// and its libraries), as TestStockShell and TestStockAgent boot it.
+func stockUserland(t *testing.T) shellGuest {
+	bz, _ := stockKernel(t, "cloud")
+	return shellGuest{Kernel: bz, Initrd: stockShell(t, "cloud"), Cmdline: "console=ttyS0 quiet",
+		Mem: "512M", Transport: "virtio-serial-pci", Extra: []string{"-smp", "2"},
+		Boot: 5 * time.Minute, Step: 2 * time.Minute}
+}
+
+// TestStockShell boots the stock userland (in the nested rig on our
+// hosts) with a shell on a pty that a person types into, with job
+// control and Ctrl-A x ending vmm (shellSession). Its own rig test, apart
+// from TestStockAgent, so that a failure of one costs only its own
+// retry in a new outer machine.
+func TestStockShell(t *testing.T) {
 	if !runsHere(t) {
 		return
 	}
-	bz, _ := stockKernel(t, "cloud")
-	g := shellGuest{Kernel: bz, Initrd: stockShell(t, "cloud"), Cmdline: "console=ttyS0 quiet",
-		Mem: "512M", Transport: "virtio-serial-pci", Extra: []string{"-smp", "2"},
-		Boot: 5 * time.Minute, Step: 2 * time.Minute}
-	t.Run("shell", func(t *testing.T) {
-		shellSession(t, exec.Command(vmmBinary(t), g.vmmArgs(g.Cmdline, "-serial", "stdio", "-qmp", qmpArg(t))...), g)
-	})
-	t.Run("agent/vmm", func(t *testing.T) {
+	g := stockUserland(t)
+	shellSession(t, exec.Command(vmmBinary(t), g.vmmArgs(g.Cmdline, "-serial", "stdio", "-qmp", qmpArg(t))...), g)
+}
+
+// TestStockAgent boots the stock userland (in the nested rig on our
+// hosts) and speaks the guest agent's protocol over a virtio-serial port
+// under vmm and under QEMU q35 in the same machine, ending with
+// guest-shutdown (guestAgentSession).
+func TestStockAgent(t *testing.T) {
+	if !runsHere(t) {
+		return
+	}
+	g := stockUserland(t)
+	t.Run("vmm", func(t *testing.T) {
 		sock := filepath.Join(t.TempDir(), "qga.sock")
 		guestAgentSession(t, vmmAgentCmd(t, g, sock), sock, g)
 	})
-	t.Run("agent/qemu", func(t *testing.T) {
+	t.Run("qemu", func(t *testing.T) {
 		sock := filepath.Join(t.TempDir(), "qga.sock")
 		guestAgentSession(t, exec.Command(qemuBinary(t), "-enable-kvm", "-M", "q35", "-cpu", "host",
 			"-m", g.Mem, "-smp", "2", "-nodefaults", "-no-user-config", "-display", "none",
