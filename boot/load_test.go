@@ -80,6 +80,8 @@ func TestLoadErrors(t *testing.T) {
 		{name: "ELF segment offset hostile", kernel: elfWith(func(o *elfOpts) { o.segs[0].offset = -1 }), want: ErrTruncated},
 		{name: "ELF segment outside RAM", kernel: elfWith(func(o *elfOpts) { o.segs[1].paddr = 0x8000000 }), want: ErrOutsideRAM,
 			msg: "kernel: ELF segment 1 [0x8000000, 0x8005000) is outside RAM"},
+		{name: "ELF bss past the end of RAM", kernel: elfWith(func(o *elfOpts) { o.segs[1].memsz = 0x8000000 }), want: ErrMemoryTooSmall,
+			msg: "memory too small for the kernel (its ELF segment 1 ends at"},
 		{name: "ELF segment wraps", kernel: elfWith(func(o *elfOpts) { o.segs[1].paddr = ^uint64(0) - 0x100 }), want: ErrOutsideRAM,
 			msg: "wraps around"},
 		{name: "ELF segment on start_info", kernel: elfWith(func(o *elfOpts) { o.segs[1].paddr = 0x6000 }), want: ErrOverlap,

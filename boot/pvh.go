@@ -96,6 +96,10 @@ func loadPVH(mem Memory, ram []Range, mm []E820Entry, data, initrd []byte, cmdli
 			return nil, errorf(ErrOutsideRAM, "kernel: ELF segment %d [%#x, +%#x) wraps around", i, p.paddr, p.memsz)
 		}
 		if _, err := mem.Slice(p.paddr, p.memsz); err != nil {
+			if low := lowRAMEnd(ram); p.paddr >= HighMemAddr && p.paddr < low && pend <= 1<<32 {
+				// It starts in RAM and runs past its end: more -m would hold it.
+				return nil, errorf(ErrMemoryTooSmall, "memory too small for the kernel (its ELF segment %d ends at %#x, RAM at %#x)", i, pend, low)
+			}
 			return nil, errorf(ErrOutsideRAM, "kernel: ELF segment %d [%#x, %#x) is outside RAM", i, p.paddr, pend)
 		}
 		for _, r := range regions {

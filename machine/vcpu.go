@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"strings"
 	"sync/atomic"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -34,6 +35,7 @@ type vcpu struct {
 func (v *vcpu) run(ready chan<- error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	defer nameThread(fmt.Sprintf("vcpu%d", v.id))()
 	defer close(v.exited)
 	defer v.m.vcpuGone()
 	defer v.tid.Store(0)
@@ -214,4 +216,22 @@ func (v *vcpu) fatal(what string) (Exit, bool) {
 	}
 	slog.Debug("vCPU stopped", "vcpu", v.id, "regs", fmt.Sprintf("%+v", regs))
 	return Exit{Status: 1, Err: errors.New(b.String())}, true
+}
+
+// nameThread names the calling (locked) OS thread, so top -H, perf and
+// /proc/PID/task/TID/comm tell the vCPU threads apart; it returns the
+// function that puts the old name back before the thread goes back to
+// the Go scheduler. The process's main thread keeps its name: it is the
+// process's own in ps.
+func nameThread(name string) (restore func()) {
+	if unix.Gettid() == unix.Getpid() {
+		return func() {}
+	}
+	var old [16]byte
+	if unix.Prctl(unix.PR_GET_NAME, uintptr(unsafe.Pointer(&old[0])), 0, 0, 0) != nil {
+		return func() {}
+	}
+	b := append([]byte(name), 0)
+	unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&b[0])), 0, 0, 0)
+	return func() { unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&old[0])), 0, 0, 0) }
 }

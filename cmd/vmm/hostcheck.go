@@ -86,9 +86,9 @@ func explainFit(err error, o *options, kernel, initrd int) error {
 	for suggest < 2*need {
 		suggest *= 2
 	}
-	what := "the kernel"
+	what := "the kernel does"
 	if errors.Is(err, vmmboot.ErrInitrdTooLarge) {
-		what = fmt.Sprintf("the kernel and the initrd (%s)", sizeString(uint64(initrd)))
+		what = fmt.Sprintf("the kernel and the initrd (%s) do", sizeString(uint64(initrd)))
 	}
-	return badOption(fmt.Errorf("-m %s: %s do not fit in guest memory: give more, e.g. -m %s", sizeString(o.memSize), what, sizeString(suggest)))
+	return badOption(fmt.Errorf("-m %s: %s not fit in guest memory: give more, e.g. -m %s", sizeString(o.memSize), what, sizeString(suggest)))
 }

@@ -76,12 +76,14 @@ func hostPeer(mode string, socks []string, size int64) error {
 		}
 	}
 	fmt.Println("host-peer done")
+	io.Copy(io.Discard, os.Stdin) // alive until the bench has read its CPU time (cpu.go)
 	return nil
 }
 
 // limitPeer is one run of the peer process with its listeners.
 type limitPeer struct {
 	cmd    *exec.Cmd
+	stdin  io.Closer // closed: the peer exits
 	conns  []net.Conn
 	stdout *bufio.Reader
 	dir    string
@@ -121,6 +123,10 @@ func startLimitPeer(mode string, ports int, size int64) (*limitPeer, error) {
 		return nil, err
 	}
 	l.stdout = bufio.NewReader(out)
+	if l.stdin, err = l.cmd.StdinPipe(); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
 	l.cmd.Stderr = os.Stderr
 	if err := l.cmd.Start(); err != nil {
 		os.RemoveAll(dir)
@@ -141,6 +147,7 @@ func (l *limitPeer) close() error {
 	for _, c := range l.conns {
 		c.Close()
 	}
+	l.stdin.Close()
 	io.Copy(io.Discard, l.stdout)
 	err := l.cmd.Wait()
 	os.RemoveAll(l.dir)
@@ -148,22 +155,30 @@ func (l *limitPeer) close() error {
 }
 
 // limitGuestToHost times transferSize from the peer, first byte to last.
-func limitGuestToHost() (float64, error) {
+func limitGuestToHost() (xfer, error) {
+	var x xfer
 	l, err := startLimitPeer("w", 1, transferSize)
 	if err != nil {
-		return 0, err
+		return x, err
 	}
 	defer l.close()
-	return readAll(l.conns[0])
+	var w cpuWindow
+	if x.mibps, err = readAll(l.conns[0], func() { w = startCPU(l.cmd.Process.Pid) }); err != nil {
+		return x, err
+	}
+	x.cpu = w.end(transferSize)
+	return x, nil
 }
 
-// readAll reads transferSize bytes from c, timed from the first byte.
-func readAll(c net.Conn) (float64, error) {
+// readAll reads transferSize bytes from c, timed from the first byte,
+// when it calls first.
+func readAll(c net.Conn, first func()) (float64, error) {
 	buf := make([]byte, 1<<20)
 	n, err := c.Read(buf)
 	if err != nil {
 		return 0, err
 	}
+	first()
 	start := time.Now()
 	for got := n; got < transferSize; got += n {
 		if n, err = c.Read(buf); err != nil {
@@ -173,23 +188,27 @@ func readAll(c net.Conn) (float64, error) {
 	return transferSize / (1 << 20) / time.Since(start).Seconds(), nil
 }
 
-// limitHostToGuest times transferSize to the peer, which checks every
-// byte, from the first write to its done line.
-func limitHostToGuest(data []byte) (float64, error) {
+// limitHostToGuest times transferSize to the peer, from the first
+// write to its done line.
+func limitHostToGuest(data []byte) (xfer, error) {
+	var x xfer
 	l, err := startLimitPeer("r", 1, transferSize)
 	if err != nil {
-		return 0, err
+		return x, err
 	}
 	defer l.close()
+	w := startCPU(l.cmd.Process.Pid)
 	start := time.Now()
 	if _, err := l.conns[0].Write(data); err != nil {
-		return 0, err
+		return x, err
 	}
 	line, err := l.stdout.ReadString('\n')
 	if !strings.Contains(line, "host-peer done") {
-		return 0, fmt.Errorf("host peer: %q, %v", line, err)
+		return x, fmt.Errorf("host peer: %q, %v", line, err)
 	}
-	return transferSize / (1 << 20) / time.Since(start).Seconds(), nil
+	x.mibps = transferSize / (1 << 20) / time.Since(start).Seconds()
+	x.cpu = w.end(transferSize)
+	return x, nil
 }
 
 // limitMultiPort is multiPort's transfer between host processes:

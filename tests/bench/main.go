@@ -149,11 +149,12 @@ func measure(peers []peer, kernel, cmdline, marker string, runs int) map[string]
 }
 
 // qemuArgv is QEMU's closest equivalent of `vmm run`: microvm, no ACPI,
-// no firmware devices, the debug-exit port, serial on stdio.
+// no firmware devices, the debug-exit port, serial on stdio; its vCPU
+// threads named (debug-threads), as vmm's are, for the CPU rows.
 func qemuArgv() []string {
 	return []string{"qemu-system-x86_64", "-enable-kvm", "-M", "microvm,acpi=off",
 		"-cpu", "host,-arch-capabilities", "-m", "128M", "-nodefaults", "-nographic",
-		"-no-user-config", "-serial", "stdio",
+		"-no-user-config", "-serial", "stdio", "-name", "bench,debug-threads=on",
 		"-device", "isa-debug-exit,iobase=0xf4,iosize=4"}
 }
 

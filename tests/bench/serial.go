@@ -20,6 +20,11 @@ import (
 
 const transferSize = 256 << 20
 
+// linger keeps the guest, and so its vCPU thread, running for about
+// 40 ms after a transfer, past the end of the bench's CPU window
+// (cpu.go), which a thread that ends within it leaves uncounted.
+const linger = "loop 30000000"
+
 // serialArgv returns the VM command line for one peer with port "p";
 // peer names ending in "-pci" use virtio-pci (QEMU: on q35).
 func serialArgv(name, vmm, guest, sock, cmdline string) []string {
@@ -34,7 +39,7 @@ func serialArgv(name, vmm, guest, sock, cmdline string) []string {
 			"-device", "virtio-serial-pci"}, chardev...)
 	case "qemu-pci":
 		return append([]string{"qemu-system-x86_64", "-enable-kvm", "-M", "q35", "-cpu", "host,-arch-capabilities",
-			"-m", "128M", "-nodefaults", "-nographic", "-no-user-config", "-serial", "stdio",
+			"-m", "128M", "-nodefaults", "-nographic", "-no-user-config", "-serial", "stdio", "-name", "bench,debug-threads=on",
 			"-device", "isa-debug-exit,iobase=0xf4,iosize=4", "-kernel", guest, "-append", cmdline,
 			"-device", "virtio-serial-pci"}, chardev...)
 	}
@@ -113,6 +118,7 @@ type xfer struct {
 	kicks, irqs float64 // guest's counts (notifications sent, interrupts taken)
 	exits       float64 // KVM's vCPU exits (vmm only; -1 unknown)
 	rssExtraMiB float64 // VMM RSS beyond the guest RAM mapping
+	cpu         cpuBusy
 }
 
 // finish fills x's per-MiB counts from the guest's "vs done" line and
@@ -180,7 +186,7 @@ func rssBeyondGuest(pid, guestMiB int) float64 {
 // guestToHost times 256 MiB from the guest, first byte to last.
 func guestToHost(name, vmm, guest string) (xfer, error) {
 	var x xfer
-	v, err := startSerialVM(name, vmm, guest, "vs p:w:256M; exit 0")
+	v, err := startSerialVM(name, vmm, guest, "vs p:w:256M; "+linger+"; exit 0")
 	if err != nil {
 		return x, err
 	}
@@ -189,9 +195,11 @@ func guestToHost(name, vmm, guest string) (xfer, error) {
 			v.close()
 		}
 	}()
-	if x.mibps, err = readAll(v.conn); err != nil {
+	var w cpuWindow
+	if x.mibps, err = readAll(v.conn, func() { w = startCPU(v.cmd.Process.Pid) }); err != nil {
 		return x, err
 	}
+	x.cpu = w.end(transferSize)
 	x.rssExtraMiB = rssBeyondGuest(v.cmd.Process.Pid, 128)
 	line, err := v.waitLine("vs done cycles=")
 	if err != nil {
@@ -211,7 +219,7 @@ func guestToHost(name, vmm, guest string) (xfer, error) {
 // count as transfer time (it did, until 2026-12-07).
 func hostToGuest(name, vmm, guest string, data []byte) (xfer, error) {
 	var x xfer
-	v, err := startSerialVM(name, vmm, guest, "vs-ports; vs p:r:256M; exit 0")
+	v, err := startSerialVM(name, vmm, guest, "vs-ports; vs p:r:256M; "+linger+"; exit 0")
 	if err != nil {
 		return x, err
 	}
@@ -223,6 +231,7 @@ func hostToGuest(name, vmm, guest string, data []byte) (xfer, error) {
 	if _, err := v.waitLine("vs max_ports="); err != nil {
 		return x, err
 	}
+	w := startCPU(v.cmd.Process.Pid)
 	start := time.Now()
 	if _, err := v.conn.Write(data); err != nil {
 		return x, err
@@ -232,6 +241,7 @@ func hostToGuest(name, vmm, guest string, data []byte) (xfer, error) {
 		return x, err
 	}
 	x.mibps = transferSize / (1 << 20) / time.Since(start).Seconds()
+	x.cpu = w.end(transferSize)
 	line, err := v.waitLine("vs done cycles=")
 	if err != nil {
 		return x, err
@@ -312,11 +322,11 @@ func serialTable(vmm, guest string, runs int) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("host limit guest→host: %w", err)
 		}
-		g2h["limit"] = append(g2h["limit"], xfer{mibps: x})
+		g2h["limit"] = append(g2h["limit"], x)
 		if x, err = limitHostToGuest(data); err != nil {
 			return "", fmt.Errorf("host limit host→guest: %w", err)
 		}
-		h2g["limit"] = append(h2g["limit"], xfer{mibps: x})
+		h2g["limit"] = append(h2g["limit"], x)
 		a, f, err := limitMultiPort()
 		if err != nil {
 			return "", fmt.Errorf("host limit 8 ports: %w", err)
@@ -430,6 +440,19 @@ func serialTable(vmm, guest string, runs int) (string, error) {
 			{"VMM RSS beyond guest RAM, MiB", func(x xfer) float64 { return x.rssExtraMiB }},
 		} {
 			row(d.dir+" "+m.what, "", get(d.xs["vmm"], m.f), get(d.xs["qemu"], m.f), stat{}, false)
+		}
+		for _, m := range []struct {
+			what     string
+			f        func(xfer) float64
+			hasLimit bool
+		}{
+			{"CPU: vCPU threads, cores busy", func(x xfer) float64 { return x.cpu.vcpu }, false},
+			{"CPU: VMM's other threads, cores busy", func(x xfer) float64 { return x.cpu.other }, false},
+			{"CPU: host peer (bench), cores busy", func(x xfer) float64 { return x.cpu.peer }, false},
+			{fmt.Sprintf("CPU: all, cores busy (host has %d)", hostCores()), func(x xfer) float64 { return x.cpu.total() }, true},
+			{"CPU: VMM's other threads, ms per GiB", func(x xfer) float64 { return x.cpu.otherMsPerGiB }, false},
+		} {
+			row(d.dir+" "+m.what, "", get(d.xs["vmm"], m.f), get(d.xs["qemu"], m.f), get(d.xs["limit"], m.f), m.hasLimit)
 		}
 	}
 	return b.String(), nil

@@ -12,7 +12,7 @@ struct vc_dev vc_devs[VC_MAX_DEVS];
 int vc_ndevs;
 static int inited;
 
-/* Buffer memory: RX 128 x 4 KiB + TX 8 x 32 KiB per port, 31 ports, plus control. */
+/* Buffer memory: RX 128 x 4 KiB + TX 32 x 32 KiB per port, 31 ports, plus control. */
 #define POOL_SIZE ((size_t)VC_MAX_PORTS * (VC_RX_BUFS * VC_RX_BUF + VC_TX_BUFS * VC_TX_BUF) + \
 		   (size_t)VC_MAX_DEVS * (VC_CTRL_RX_BUFS * VC_RX_BUF + 4096))
 static uint8_t pool[POOL_SIZE] __attribute__((aligned(4096)));

@@ -15,7 +15,7 @@
 #define VC_RX_BUF       4096
 #define VC_RX_BUFS      128         /* per port, at most the ring size */
 #define VC_TX_BUF       32768
-#define VC_TX_BUFS      8           /* per port */
+#define VC_TX_BUFS      32          /* per port: 1 MiB in flight (Linux keeps up to the ring size of 32 KiB writes) */
 #define VC_CTRL_RX_BUFS 32
 
 #define VIRTIO_ID_CONSOLE 3
