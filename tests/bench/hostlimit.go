@@ -32,7 +32,7 @@ const (
 )
 
 // hostPeer is the peer process (bench -host-peer): it connects to each
-// of socks and writes or reads size bytes on each, concurrently.
+// of socks and writes, reads or echoes size bytes on each, concurrently.
 func hostPeer(mode string, socks []string, size int64) error {
 	var data []byte
 	if mode == "w" {
@@ -49,6 +49,20 @@ func hostPeer(mode string, socks []string, size int64) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			if mode == "e" { // the guest's echo job: each byte back as it comes
+				b := make([]byte, 1)
+				for n := int64(0); n < size; n++ {
+					if _, err := io.ReadFull(c, b); err != nil {
+						errs[i] = fmt.Errorf("echo after %d bytes: %w", n, err)
+						return
+					}
+					if _, err := c.Write(b); err != nil {
+						errs[i] = err
+						return
+					}
+				}
+				return
+			}
 			if mode == "w" {
 				for off := int64(0); off < size; off += guestTXBuf {
 					if _, err := c.Write(data[off:min(off+guestTXBuf, size)]); err != nil {
@@ -209,6 +223,17 @@ func limitHostToGuest(data []byte) (xfer, error) {
 	x.mibps = transferSize / (1 << 20) / time.Since(start).Seconds()
 	x.cpu = w.end(transferSize)
 	return x, nil
+}
+
+// limitEcho times 1-byte round trips through an echoing peer process:
+// the host's own wake-up cost for what the guest's echo job does.
+func limitEcho(rounds int) ([]time.Duration, error) {
+	l, err := startLimitPeer("e", 1, int64(rounds))
+	if err != nil {
+		return nil, err
+	}
+	defer l.close()
+	return pingPong(l.conns[0], rounds)
 }
 
 // limitMultiPort is multiPort's transfer between host processes:

@@ -20,6 +20,9 @@ import (
 
 const transferSize = 256 << 20
 
+// echoRounds is the round trips of one echo run.
+const echoRounds = 1000
+
 // linger keeps the guest, and so its vCPU thread, running for about
 // 40 ms after a transfer, past the end of the bench's CPU window
 // (cpu.go), which a thread that ends within it leaves uncounted.
@@ -291,15 +294,21 @@ func echoLatency(name, vmm, guest string, rounds int) ([]time.Duration, error) {
 		return nil, err
 	}
 	defer v.close()
+	return pingPong(v.conn, rounds)
+}
+
+// pingPong sends rounds single bytes through c, each after the last one
+// came back, and returns the round trips but the first tenth's (warm-up).
+func pingPong(c net.Conn, rounds int) ([]time.Duration, error) {
 	var rtts []time.Duration
 	b := []byte{0}
 	for i := 0; i < rounds; i++ {
 		b[0] = soak.PatternByte(int64(i))
 		start := time.Now()
-		if _, err := v.conn.Write(b); err != nil {
+		if _, err := c.Write(b); err != nil {
 			return nil, err
 		}
-		if _, err := io.ReadFull(v.conn, b); err != nil {
+		if _, err := io.ReadFull(c, b); err != nil {
 			return nil, err
 		}
 		rtts = append(rtts, time.Since(start))
@@ -333,6 +342,11 @@ func serialTable(vmm, guest string, runs int) (string, error) {
 		}
 		agg["limit"] = append(agg["limit"], a)
 		fair["limit"] = append(fair["limit"], f)
+		rtts, err := limitEcho(echoRounds)
+		if err != nil {
+			return "", fmt.Errorf("host limit echo: %w", err)
+		}
+		lat["limit"] = append(lat["limit"], rtts...)
 		for _, name := range []string{"vmm-pci", "qemu-pci"} {
 			x, err := guestToHost(name, vmm, guest)
 			if err != nil {
@@ -359,7 +373,7 @@ func serialTable(vmm, guest string, runs int) (string, error) {
 				return "", fmt.Errorf("%s guest→/dev/null: %w", name, err)
 			}
 			alone[name] = append(alone[name], a)
-			rtts, err := echoLatency(name, vmm, guest, 1000)
+			rtts, err := echoLatency(name, vmm, guest, echoRounds)
 			if err != nil {
 				return "", fmt.Errorf("%s echo: %w", name, err)
 			}
@@ -374,7 +388,7 @@ func serialTable(vmm, guest string, runs int) (string, error) {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "virtio-serial over a unix socket, test guest, %d runs each, median (min–max); virtio-mmio unless named (QEMU: microvm; PCI rows: q35);\n", runs)
-	fmt.Fprintf(&b, "host limit: the same transfer between two host processes over a unix socket (writer from memory in 32 KiB writes, reader into 512 KiB; no pattern work)\n")
+	fmt.Fprintf(&b, "host limit: the same transfer between two host processes over a unix socket (writer from memory in 32 KiB writes, reader into 512 KiB; no pattern work; echo: a process sending each byte back)\n")
 	fmt.Fprintf(&b, "%-44s %-26s %-26s %-26s %-9s %s\n", "metric", "vmm", "qemu", "host limit", "vmm/qemu", "vmm/limit")
 	cell := func(s stat, unit string) string {
 		if s.med < 0 {
@@ -417,14 +431,14 @@ func serialTable(vmm, guest string, runs int) (string, error) {
 		name string
 		q    float64
 	}{{"1-byte echo RTT median", 0.5}, {"1-byte echo RTT p99", 0.99}} {
-		var st [2]stat
-		for i, name := range []string{"vmm", "qemu"} {
+		var st [3]stat
+		for i, name := range []string{"vmm", "qemu", "limit"} {
 			xs := lat[name]
 			sort.Slice(xs, func(a, b int) bool { return xs[a] < xs[b] })
 			v := float64(xs[int(p.q*float64(len(xs)-1))]) / 1e3
 			st[i] = stat{v, float64(xs[0]) / 1e3, float64(xs[len(xs)-1]) / 1e3}
 		}
-		row(p.name, "µs", st[0], st[1], stat{}, false)
+		row(p.name, "µs", st[0], st[1], st[2], true)
 	}
 	for _, d := range []struct {
 		dir string
