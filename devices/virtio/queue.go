@@ -358,6 +358,21 @@ func (q *Queue) DisableNotifications() {
 	}
 }
 
+// SuppressNotifications asks the driver not to kick even for its next
+// chain: with event idx, avail_event goes one behind the chains taken,
+// which the driver's next publish does not cross (DisableNotifications
+// leaves it where it was, which that publish crosses once). For a
+// device about to poll the ring; EnableNotifications undoes it.
+func (q *Queue) SuppressNotifications() {
+	if q.usable() != nil {
+		return
+	}
+	q.DisableNotifications()
+	if q.eventIdx {
+		q.setAvailEvent(q.lastAvail - 1)
+	}
+}
+
 // EnableNotifications asks the driver to kick again and reports whether
 // chains arrived meanwhile (the caller must pop them: no kick will come).
 func (q *Queue) EnableNotifications() bool {

@@ -284,6 +284,43 @@ func TestNotifications(t *testing.T) {
 	})
 }
 
+// TestSuppressNotifications: after SuppressNotifications the driver's
+// next chain asks for no kick (vring_need_event false), where after
+// DisableNotifications it still does once; EnableNotifications undoes it.
+func TestSuppressNotifications(t *testing.T) {
+	d := newDriver(t, 8, FeatureRingEventIdx, nil)
+	d.Add(r(1))
+	d.mustPop()
+	kicks := func() bool { // the driver's test for the chain it just added
+		idx := d.Get16(tAvail + 2)
+		return needEvent(d.Get16(d.AvailEventAddr()), idx, idx-1)
+	}
+	d.q.DisableNotifications()
+	d.Add(r(1))
+	if !kicks() {
+		t.Errorf("after DisableNotifications, the next chain kicks = false; want true (avail_event %d)", d.Get16(d.AvailEventAddr()))
+	}
+	d.mustPop()
+	d.q.SuppressNotifications()
+	d.Add(r(1))
+	if kicks() {
+		t.Errorf("after SuppressNotifications, the next chain kicks = true; want false (avail_event %d)", d.Get16(d.AvailEventAddr()))
+	}
+	if !d.q.HasAvailable() || !d.q.EnableNotifications() {
+		t.Fatalf("the chain added with kicks suppressed is not seen")
+	}
+	d.mustPop()
+	d.Add(r(1))
+	if !kicks() {
+		t.Errorf("after EnableNotifications, the next chain kicks = false; want true")
+	}
+	f := newDriver(t, 8, 0, nil)
+	f.q.SuppressNotifications()
+	if fl := f.Get16(tUsed); fl != usedFNoNotify {
+		t.Errorf("used flags after SuppressNotifications without event idx = %#x; want %#x", fl, usedFNoNotify)
+	}
+}
+
 // TestWraparound runs the 16-bit indices across 0xffff -> 0.
 func TestWraparound(t *testing.T) {
 	for _, features := range []uint64{0, FeatureRingEventIdx} {

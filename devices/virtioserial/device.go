@@ -62,6 +62,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -130,6 +131,7 @@ type Device struct {
 	mu sync.Mutex
 	// The fields below are guarded by mu and written on the loop only.
 	ports       map[uint32]*Port
+	replyWindow time.Duration // replypoll.go
 	active      bool
 	multiport   bool
 	queues      []*virtio.Queue
@@ -157,7 +159,7 @@ func New(cfg Config) (*Device, error) {
 	}
 	d := &Device{loop: cfg.Loop, maxPorts: cfg.MaxPorts, onGuestOpen: cfg.OnGuestOpen,
 		ports: map[uint32]*Port{}, signal: map[int]bool{}, guestLog: newGuestLog(),
-		drainWake: make(chan struct{}, 1)}
+		drainWake: make(chan struct{}, 1), replyWindow: replyWindow}
 	names := map[string]bool{}
 	// Explicit numbers first, so automatic ones fill around them.
 	order := make([]int, 0, len(cfg.Ports))
@@ -418,6 +420,9 @@ func (d *Device) notified(qi, fd int) {
 			d.readControl()
 		default:
 			if p := d.portForQueue(qi); p != nil {
+				if qi%2 == 1 {
+					p.noteTXKick()
+				}
 				p.pump()
 			}
 		}

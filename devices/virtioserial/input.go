@@ -9,6 +9,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"time"
 
 	"vmm/chardev"
 	"vmm/devices/virtio"
@@ -88,6 +89,7 @@ func (p *Port) fillRX() {
 	}
 	if done {
 		p.d.pushed(q)
+		p.rxPushedAt, p.rxPushed = time.Now(), true
 	}
 }
 

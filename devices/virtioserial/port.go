@@ -51,6 +51,13 @@ type Port struct {
 	// room for when it left; it goes to the guest first.
 	leftover []byte
 
+	// Reply polling (replypoll.go): the last input pushed to the guest,
+	// whether this event pushed some, and whether the guest answers
+	// fast enough to watch for it.
+	rxPushedAt time.Time
+	rxPushed   bool
+	replyPoll  bool
+
 	throttled   bool
 	throttledAt time.Time         // when throttled last became true
 	throttledT  time.Duration     // time spent throttled before throttledAt
@@ -127,6 +134,7 @@ func (p *Port) event(c chardev.Conn, r chardev.Ready) {
 		}
 		p.pump()
 	})
+	p.d.pollReply(p)
 }
 
 // disconnect ends the current connection: the guest sees PORT_OPEN(0),

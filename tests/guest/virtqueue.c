@@ -5,6 +5,17 @@
  */
 #include "virtio.h"
 
+/*
+ * used_event while no interrupt is wanted: half the index space ahead of
+ * what the driver has taken, which the device's used idx never reaches
+ * (it stays within the ring size of it). One behind, the obvious "passed
+ * already", is not: a device that publishes an entry and then checks
+ * used_event sees it equal to its old idx whenever this polling driver
+ * took the entry in between, and interrupts (vring_need_event), on
+ * nearly every entry of an echo. Linux's driver writes 0 for this.
+ */
+#define USED_EVENT_OFF 0x8000
+
 #define MAX_RINGS   (4 * 64)
 #define RING_PAGES  3           /* desc, avail, used: one 4 KiB page each at num <= 256 */
 
@@ -78,9 +89,9 @@ int vq_setup(struct vdev *d, struct vq *q, uint16_t index, uint16_t max_num)
 	q->desc = (void *)mem[0];
 	q->avail = (void *)mem[1];
 	q->used = (void *)mem[2];
-	/* No interrupts while polling: flag without event idx, a used_event behind us with it. */
+	/* No interrupts while polling: flag without event idx, a used_event far ahead with it. */
 	q->avail->flags = d->event_idx ? 0 : VRING_AVAIL_F_NO_INTERRUPT;
-	q->avail->ring[q->num] = (uint16_t)(q->last_used - 1);
+	q->avail->ring[q->num] = (uint16_t)(q->last_used + USED_EVENT_OFF);
 	d->ops->queue_setup(d, q);
 	return 1;
 }
@@ -143,8 +154,8 @@ int vq_used(struct vq *q, uint32_t *len)
 	q->inflight[e.id] = 0;
 	q->inflight_n--;
 	q->last_used++;
-	if (q->dev->event_idx)  /* keep used_event behind us: no interrupt */
-		q->avail->ring[q->num] = (uint16_t)(q->last_used - 1);
+	if (q->dev->event_idx)  /* keep used_event far ahead of us: no interrupt */
+		q->avail->ring[q->num] = (uint16_t)(q->last_used + USED_EVENT_OFF);
 	else
 		q->avail->flags = VRING_AVAIL_F_NO_INTERRUPT;
 	*len = e.len;
