@@ -170,7 +170,6 @@ func boot(o *options) (int, error) {
 			o.serial.backend.Close()
 		}()
 	}
-	setProcs(o.cpus)
 	var m *machine.Machine
 	m, err = machine.New(machine.Config{
 		MemSize: o.memSize, CPUs: o.cpus, Kernel: kernel, Initrd: initrd,
